@@ -1,0 +1,45 @@
+# Every target creates the venv and installs requirements.txt by itself (stamped, so only once per change).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export DIALOGHUB_BASE_DIR ?= $(CURDIR)/.dialoghub
+HUB_PORT ?= 8765
+PYTEST_ARGS ?=
+
+.PHONY: setup venv hub pipeline test bench style demo clean
+
+$(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --upgrade pip
+	$(VENV)/bin/pip install -r requirements.txt
+	$(VENV)/bin/pip install --no-deps -r requirements-nodeps.txt
+	$(VENV)/bin/pip install --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+## setup: venv + requirements + the offline base model converted once from GGUF to safetensors
+setup: venv
+	$(PY) scripts/prepare_base_models.py convert
+
+## hub: serve the embedded Hub in the foreground (Ctrl-C stops it)
+hub: venv
+	$(PY) -m dialoghub.hub serve --root $(DIALOGHUB_BASE_DIR)/hub --port $(HUB_PORT)
+
+## pipeline: the main job on the embedded defaults (scripts/pipeline.py, read it top to bottom)
+pipeline: setup
+	$(PY) scripts/pipeline.py
+
+## test: the test suite (starts its own Hub on a free port; never touches .dialoghub/)
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## bench: speed and memory figures, each against a baseline measured in the same run
+bench: setup
+	for bench in benchmarks/*_bench.py; do $(PY) $$bench || exit 1; done
+
+style: venv
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(DIALOGHUB_BASE_DIR)

@@ -1,0 +1,136 @@
+"""Start, find and stop the embedded Hub server from Python (pipeline, tests, benchmarks)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from dialoghub.paths import hub_root
+
+STARTUP_TIMEOUT_S = 60.0
+
+
+@dataclass
+class EmbeddedHub:
+    endpoint: str
+    root: Path | None
+    token: str | None = None
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def started_here(self) -> bool:
+        return self.process is not None
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def hub_is_up(endpoint: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/api/dialoghub/health", timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def start_hub(
+    root: str | Path,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    token: str | None = None,
+    log_path: str | Path | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> EmbeddedHub:
+    """Run `python -m dialoghub.hub serve` in a child process and wait until it answers."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    port = port or free_loopback_port()
+    endpoint = f"http://{host}:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "dialoghub.hub",
+        "serve",
+        "--root",
+        str(root),
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    if token:
+        command += ["--token", token]
+    command += list(extra_args)
+    log = open(log_path or root / "server.log", "ab")  # noqa: SIM115 - handed to the child process
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
+    log.close()
+    hub = EmbeddedHub(endpoint=endpoint, root=root, token=token, process=process)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not hub_is_up(endpoint, timeout=0.5):
+        if process.poll() is not None:
+            raise RuntimeError(f"The embedded Hub exited with code {process.returncode}; see {log.name}")
+        if time.monotonic() > deadline:
+            hub.stop()
+            raise TimeoutError(f"The embedded Hub did not answer on {endpoint} within {STARTUP_TIMEOUT_S:.0f}s")
+        time.sleep(0.1)
+    return hub
+
+
+def _check_hf_libraries_agree(endpoint: str) -> None:
+    hf_hub = sys.modules.get("huggingface_hub")
+    if hf_hub is None:
+        return
+    imported_endpoint = hf_hub.constants.ENDPOINT.rstrip("/")
+    if imported_endpoint != endpoint.rstrip("/"):
+        raise RuntimeError(
+            f"huggingface_hub was imported with HF_ENDPOINT={imported_endpoint}, but the Hub is {endpoint}. "
+            "Import dialoghub.hubenv before any Hugging Face library, or set HF_ENDPOINT before starting Python."
+        )
+
+
+@contextlib.contextmanager
+def hub_session(root: str | Path | None = None) -> Iterator[EmbeddedHub]:
+    """Use the Hub that `HF_ENDPOINT` names, starting the embedded default when nothing answers there.
+
+    A remote endpoint (huggingface.co) is used as is. A loopback endpoint that already answers (`make hub` in another
+    terminal) is reused and left running. Otherwise the embedded Hub is started on that port with its repos under
+    `root` (default: `$DIALOGHUB_BASE_DIR/hub`) and stopped on exit.
+    """
+    from dialoghub import hubenv
+
+    endpoint = hubenv.ENDPOINT
+    _check_hf_libraries_agree(endpoint)
+    parsed = urlparse(endpoint)
+    if parsed.hostname not in ("127.0.0.1", "localhost", "::1") or hub_is_up(endpoint):
+        yield EmbeddedHub(endpoint=endpoint, root=None)
+        return
+    hub = start_hub(
+        root or hub_root(), port=parsed.port, host=parsed.hostname, token=os.environ.get("DIALOGHUB_HUB_TOKEN")
+    )
+    try:
+        yield hub
+    finally:
+        hub.stop()

@@ -1,0 +1,414 @@
+"""Hub repos as bare git repositories (dulwich), with large files in a content-addressed LFS store.
+
+Layout under the root:
+    {models,datasets,spaces}/ORG/NAME.git   bare git repos; LFS files are committed as pointer files, as on the Hub
+    lfs/objects/ab/cd/<sha256>               LFS objects, shared by all repos
+    tmp/                                     uploads in flight; renamed into place only once their sha256 checks out
+
+A commit writes its blobs and trees first and then moves the branch with a compare-and-swap on the ref (dulwich's
+lock-file protocol), so a killed server leaves every branch at its old or its new commit, never in between.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dulwich.errors import NotTreeError
+from dulwich.index import commit_tree
+from dulwich.objects import Blob, Commit, Tag
+from dulwich.repo import Repo
+
+from dialoghub.hub.validation import REPO_TYPES, HubError
+
+LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1\n"
+LFS_POINTER_MAX_SIZE = 1024
+FILE_MODE = 0o100644
+TREE_MODE = 0o040000
+HEAD_BRANCH = "main"
+AUTHOR = b"dialoghub <hub@dialoghub.local>"
+INITIAL_GITATTRIBUTES = (
+    "*.7z *.arrow *.bin *.bz2 *.ckpt *.ftz *.gguf *.gz *.h5 *.joblib *.lfs.* *.mlmodel *.model *.msgpack *.npy *.npz "
+    "*.onnx *.ot *.parquet *.pb *.pickle *.pkl *.pt *.pth *.rar *.safetensors saved_model/**/* *.tar.* *.tar *.tflite "
+    "*.tgz *.wasm *.xz *.zip *.zst *tfevents* *.png *.jpg *.jpeg *.webp"
+)
+LFS_SUFFIXES = tuple(
+    pattern[1:] for pattern in INITIAL_GITATTRIBUTES.split() if pattern.startswith("*.") and "*" not in pattern[2:]
+)
+LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
+
+
+def gitattributes_text() -> str:
+    return "".join(f"{pattern} filter=lfs diff=lfs merge=lfs -text\n" for pattern in INITIAL_GITATTRIBUTES.split())
+
+
+def git_blob_sha(data: bytes) -> str:
+    return Blob.from_string(data).id.decode()
+
+
+def lfs_pointer(oid: str, size: int) -> bytes:
+    return LFS_POINTER_PREFIX + f"oid sha256:{oid}\nsize {size}\n".encode()
+
+
+def parse_lfs_pointer(data: bytes) -> tuple[str, int] | None:
+    if len(data) > LFS_POINTER_MAX_SIZE or not data.startswith(LFS_POINTER_PREFIX):
+        return None
+    oid = re.search(rb"^oid sha256:([0-9a-f]{64})$", data, re.M)
+    size = re.search(rb"^size (\d+)$", data, re.M)
+    if not oid or not size:
+        return None
+    return oid.group(1).decode(), int(size.group(1))
+
+
+def should_use_lfs(path: str, size: int, sample: bytes) -> bool:
+    """The Hub's rule in spirit: its default .gitattributes patterns, big files, and binary content."""
+    return path.lower().endswith(LFS_SUFFIXES) or size >= LFS_SIZE_THRESHOLD or b"\x00" in sample
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file or folder at some revision, as the tree and paths-info endpoints describe it."""
+
+    path: str
+    type: str  # "file" | "directory"
+    oid: str  # git blob or tree sha
+    size: int
+    lfs_oid: str | None = None
+    pointer_size: int | None = None
+
+    def to_json(self) -> dict:
+        data = {"type": self.type, "oid": self.oid, "size": self.size, "path": self.path}
+        if self.lfs_oid is not None:
+            data["lfs"] = {"oid": self.lfs_oid, "size": self.size, "pointerSize": self.pointer_size}
+        return data
+
+
+@dataclass(frozen=True)
+class CommitOperation:
+    kind: str  # "file" | "lfsFile" | "deletedFile" | "deletedFolder"
+    path: str
+    content: bytes | None = None
+    lfs_oid: str | None = None
+    size: int | None = None
+
+
+def _peeled(repo: Repo, sha: bytes) -> str:
+    """The commit a ref points at, through annotated tags."""
+    obj = repo[sha]
+    while isinstance(obj, Tag):
+        obj = repo[obj.object[1]]
+    return obj.id.decode()
+
+
+class LfsStore:
+    def __init__(self, root: Path):
+        self.objects = root / "lfs" / "objects"
+        self.tmp = root / "tmp"
+        self.objects.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path(self, oid: str) -> Path:
+        return self.objects / oid[:2] / oid[2:4] / oid
+
+    def has(self, oid: str, size: int | None = None) -> bool:
+        path = self.path(oid)
+        return path.is_file() and (size is None or path.stat().st_size == size)
+
+    def temporary_file(self):
+        return tempfile.NamedTemporaryFile(dir=self.tmp, prefix="lfs-", delete=False)
+
+    def commit_upload(self, temporary_path: Path, oid: str) -> None:
+        """Move a fully written, verified upload into place (atomic rename; a duplicate upload just wins again)."""
+        target = self.path(oid)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temporary_path, target)
+
+
+class HubStorage:
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.lfs = LfsStore(self.root)
+        self._locks: dict[Path, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        for leftover in self.lfs.tmp.iterdir():  # uploads cut short by a previous crash
+            leftover.unlink(missing_ok=True)
+
+    # ----- repos -----------------------------------------------------------------------------------------------------
+    def repo_path(self, repo_type: str, repo_id: str) -> Path:
+        return self.root / REPO_TYPES[repo_type] / f"{repo_id}.git"
+
+    def lock(self, repo_type: str, repo_id: str) -> threading.Lock:
+        path = self.repo_path(repo_type, repo_id)
+        with self._locks_guard:
+            return self._locks.setdefault(path, threading.Lock())
+
+    def open(self, repo_type: str, repo_id: str) -> Repo:
+        path = self.repo_path(repo_type, repo_id)
+        if not (path / "HEAD").is_file():
+            raise HubError(404, "RepoNotFound", f"Repository {repo_type}s/{repo_id} not found")
+        return Repo(str(path))
+
+    def exists(self, repo_type: str, repo_id: str) -> bool:
+        return (self.repo_path(repo_type, repo_id) / "HEAD").is_file()
+
+    def create(self, repo_type: str, repo_id: str, private: bool) -> None:
+        path = self.repo_path(repo_type, repo_id)
+        with self.lock(repo_type, repo_id):
+            if (path / "HEAD").is_file():
+                raise HubError(409, None, f"You already created this {repo_type} repo: {repo_id}")
+            # Build in a sibling temp dir and rename, so a crash never leaves a half-initialised repo behind.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.creating-"))
+            try:
+                repo = Repo.init_bare(str(staging))
+                repo.refs.set_symbolic_ref(b"HEAD", f"refs/heads/{HEAD_BRANCH}".encode())
+                config = repo.get_config()
+                config.set((b"hub",), b"private", b"true" if private else b"false")
+                config.write_to_path()
+                self._write_commit(
+                    repo,
+                    None,
+                    [CommitOperation("file", ".gitattributes", gitattributes_text().encode())],
+                    "initial commit",
+                    "",
+                )
+                repo.close()
+                os.rename(staging, path)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+
+    def delete(self, repo_type: str, repo_id: str) -> None:
+        path = self.repo_path(repo_type, repo_id)
+        with self.lock(repo_type, repo_id):
+            self.open(repo_type, repo_id).close()
+            trash = path.with_name(f".{path.name}.deleting-{time.time_ns()}")
+            os.rename(path, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def is_private(self, repo: Repo) -> bool:
+        try:
+            return repo.get_config().get((b"hub",), b"private") == b"true"
+        except KeyError:
+            return False
+
+    def list_repos(self, repo_type: str) -> Iterator[str]:
+        type_dir = self.root / REPO_TYPES[repo_type]
+        if not type_dir.is_dir():
+            return
+        for org_dir in sorted(type_dir.iterdir()):
+            if org_dir.is_dir():
+                for repo_dir in sorted(org_dir.glob("*.git")):
+                    if (repo_dir / "HEAD").is_file():
+                        yield f"{org_dir.name}/{repo_dir.name[: -len('.git')]}"
+
+    # ----- revisions -------------------------------------------------------------------------------------------------
+    def resolve(self, repo: Repo, revision: str) -> str:
+        """A branch, a tag or a full commit sha -> the commit sha."""
+        for ref in (f"refs/heads/{revision}", f"refs/tags/{revision}"):
+            if ref.encode() in repo.refs:
+                return _peeled(repo, repo.refs[ref.encode()])
+        is_full_sha = re.fullmatch(r"[0-9a-f]{40}", revision) and revision.encode() in repo.object_store
+        if is_full_sha and isinstance(repo[revision.encode()], Commit):
+            return revision
+        raise HubError(404, "RevisionNotFound", f"Invalid rev id: {revision}")
+
+    def refs(self, repo: Repo) -> dict[str, list[dict]]:
+        result: dict[str, list[dict]] = {"branches": [], "tags": []}
+        for ref, sha in sorted(repo.get_refs().items()):
+            name = ref.decode()
+            for prefix, key in (("refs/heads/", "branches"), ("refs/tags/", "tags")):
+                if name.startswith(prefix):
+                    target = _peeled(repo, sha)
+                    result[key].append({"name": name[len(prefix) :], "ref": name, "targetCommit": target})
+        return result
+
+    def commit_info(self, repo: Repo, sha: str) -> Commit:
+        return repo[sha.encode()]
+
+    def log(self, repo: Repo, sha: str) -> Iterator[Commit]:
+        for walk_entry in repo.get_walker(include=[sha.encode()]):
+            yield walk_entry.commit
+
+    # ----- trees -----------------------------------------------------------------------------------------------------
+    def _entry(self, repo: Repo, path: str, mode: int, sha: bytes) -> Entry:
+        if mode == TREE_MODE or (mode & 0o170000) == TREE_MODE:
+            return Entry(path, "directory", sha.decode(), 0)
+        data = repo[sha].as_raw_string()
+        pointer = parse_lfs_pointer(data)
+        if pointer:
+            return Entry(path, "file", sha.decode(), pointer[1], lfs_oid=pointer[0], pointer_size=len(data))
+        return Entry(path, "file", sha.decode(), len(data))
+
+    def _lookup(self, repo: Repo, commit_sha: str, path: str) -> tuple[int, bytes] | None:
+        tree_id = repo[commit_sha.encode()].tree
+        if not path:
+            return TREE_MODE, tree_id
+        try:
+            return repo.object_store[tree_id].lookup_path(repo.object_store.__getitem__, path.encode())
+        except (KeyError, NotTreeError):
+            return None
+
+    def list_tree(self, repo: Repo, commit_sha: str, path: str = "", recursive: bool = False) -> list[Entry]:
+        found = self._lookup(repo, commit_sha, path)
+        if found is None or (found[0] & 0o170000) != TREE_MODE:
+            raise HubError(404, "EntryNotFound", f"{path!r} is not a folder at {commit_sha}")
+        prefix = f"{path}/" if path else ""
+        entries = []
+        pending = [(prefix, found[1])]
+        while pending:
+            folder, tree_sha = pending.pop()
+            for item in repo[tree_sha].iteritems():
+                child = f"{folder}{item.path.decode()}"
+                entries.append(self._entry(repo, child, item.mode, item.sha))
+                if recursive and (item.mode & 0o170000) == TREE_MODE:
+                    pending.append((f"{child}/", item.sha))
+        return sorted(entries, key=lambda entry: (entry.type != "directory", entry.path))
+
+    def all_files(self, repo: Repo, commit_sha: str) -> dict[str, bytes]:
+        """path -> blob sha of every file at a commit."""
+        tree_id = repo[commit_sha.encode()].tree
+        return {entry.path.decode(): entry.sha for entry in repo.object_store.iter_tree_contents(tree_id)}
+
+    def entry(self, repo: Repo, commit_sha: str, path: str) -> Entry | None:
+        found = self._lookup(repo, commit_sha, path)
+        return None if found is None else self._entry(repo, path, *found)
+
+    def read_blob(self, repo: Repo, blob_sha: str) -> bytes:
+        return repo[blob_sha.encode()].as_raw_string()
+
+    # ----- writes ----------------------------------------------------------------------------------------------------
+    def commit(
+        self,
+        repo_type: str,
+        repo_id: str,
+        branch: str,
+        operations: list[CommitOperation],
+        summary: str,
+        description: str = "",
+        parent_commit: str | None = None,
+    ) -> tuple[str, bool]:
+        """Apply operations on top of `branch`; returns (commit sha, whether a new commit was made).
+
+        Commits to one repo are serialized, and the ref moves by compare-and-swap: a concurrent writer from another
+        process can never be overwritten silently. An expected `parent_commit` that is not the head gets a 412.
+        """
+        with self.lock(repo_type, repo_id):
+            repo = self.open(repo_type, repo_id)
+            try:
+                ref = f"refs/heads/{branch}".encode()
+                head = repo.refs[ref].decode() if ref in repo.refs else None
+                if head is None:
+                    raise HubError(404, "RevisionNotFound", f"Invalid rev id: {branch}")
+                if parent_commit and parent_commit != head:
+                    raise HubError(
+                        412, None, f"A commit has happened since {parent_commit}. Please refresh and retry."
+                    )
+                return self._write_commit(repo, head, operations, summary, description, ref=ref)
+            finally:
+                repo.close()
+
+    def _write_commit(
+        self,
+        repo: Repo,
+        head: str | None,
+        operations: list[CommitOperation],
+        summary: str,
+        description: str,
+        ref: bytes = f"refs/heads/{HEAD_BRANCH}".encode(),
+    ) -> tuple[str, bool]:
+        files = self.all_files(repo, head) if head else {}
+        for operation in operations:
+            if operation.kind == "deletedFile":
+                if files.pop(operation.path, None) is None:
+                    raise HubError(404, "EntryNotFound", f"Cannot delete {operation.path}: no such file")
+            elif operation.kind == "deletedFolder":
+                prefix = operation.path.rstrip("/") + "/"
+                for path in [path for path in files if path.startswith(prefix)]:
+                    del files[path]
+            else:
+                if operation.kind == "lfsFile":
+                    if not self.lfs.has(operation.lfs_oid, operation.size):
+                        raise HubError(
+                            400, None, f"LFS object {operation.lfs_oid} for {operation.path} was not uploaded"
+                        )
+                    data = lfs_pointer(operation.lfs_oid, operation.size)
+                else:
+                    data = operation.content
+                blob = Blob.from_string(data)
+                repo.object_store.add_object(blob)
+                if any(path.startswith(operation.path + "/") for path in files):
+                    raise HubError(400, None, f"Cannot create file {operation.path}: a folder of that name exists")
+                files[operation.path] = blob.id
+        tree_id = commit_tree(repo.object_store, [(path.encode(), sha, FILE_MODE) for path, sha in files.items()])
+        if head and repo[head.encode()].tree == tree_id:
+            return head, False  # Nothing changed: no empty commit, as on the Hub.
+        commit = Commit()
+        commit.tree = tree_id
+        commit.parents = [head.encode()] if head else []
+        commit.author = commit.committer = AUTHOR
+        commit.author_time = commit.commit_time = int(time.time())
+        commit.author_timezone = commit.commit_timezone = 0
+        commit.encoding = b"UTF-8"
+        commit.message = (
+            summary.strip() + ("\n\n" + description.strip() if description.strip() else "") + "\n"
+        ).encode()
+        repo.object_store.add_object(commit)
+        old = head.encode() if head else None
+        swapped = repo.refs.set_if_equals(ref, old, commit.id) if old else repo.refs.add_if_new(ref, commit.id)
+        if not swapped:
+            raise HubError(412, None, "The branch moved during the commit. Please refresh and retry.")
+        return commit.id.decode(), True
+
+    def create_tag(self, repo_type: str, repo_id: str, tag: str, revision: str, message: str | None) -> str:
+        with self.lock(repo_type, repo_id):
+            repo = self.open(repo_type, repo_id)
+            try:
+                target = self.resolve(repo, revision)
+                ref = f"refs/tags/{tag}".encode()
+                if ref in repo.refs:
+                    raise HubError(409, None, f"Tag {tag} already exists")
+                sha = target.encode()
+                if message:
+                    tag_object = Tag()
+                    tag_object.object = (Commit, sha)
+                    tag_object.name = tag.encode()
+                    tag_object.tagger = AUTHOR
+                    tag_object.tag_time = int(time.time())
+                    tag_object.tag_timezone = 0
+                    tag_object.message = message.encode() + b"\n"
+                    repo.object_store.add_object(tag_object)
+                    sha = tag_object.id
+                if not repo.refs.add_if_new(ref, sha):
+                    raise HubError(409, None, f"Tag {tag} already exists")
+                return target
+            finally:
+                repo.close()
+
+    def delete_ref(self, repo_type: str, repo_id: str, ref: str, kind: str) -> None:
+        with self.lock(repo_type, repo_id):
+            repo = self.open(repo_type, repo_id)
+            try:
+                if ref.encode() not in repo.refs:
+                    raise HubError(404, "RevisionNotFound", f"{kind} {ref.rsplit('/', 1)[-1]} not found")
+                repo.refs.remove_if_equals(ref.encode(), None)
+            finally:
+                repo.close()
+
+    def create_branch(self, repo_type: str, repo_id: str, branch: str, starting_point: str | None) -> None:
+        with self.lock(repo_type, repo_id):
+            repo = self.open(repo_type, repo_id)
+            try:
+                target = self.resolve(repo, starting_point or HEAD_BRANCH)
+                if not repo.refs.add_if_new(f"refs/heads/{branch}".encode(), target.encode()):
+                    raise HubError(409, None, f"Branch {branch} already exists")
+            finally:
+                repo.close()

@@ -1,0 +1,153 @@
+"""Input checks of the embedded Hub: repo ids, file paths, revisions and README metadata."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+REPO_TYPES = {"model": "models", "dataset": "datasets", "space": "spaces"}
+URL_PREFIX_TO_TYPE = {"models": "model", "datasets": "dataset", "spaces": "space"}
+
+_NAME_PART = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_-])?$")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+_REF_NAME = re.compile(r"^[A-Za-z0-9._-][A-Za-z0-9._/-]{0,199}$")
+MAX_PATH_LENGTH = 1024
+
+
+class HubError(Exception):
+    """An error the server returns as JSON `{"error": ...}` with the Hub's `X-Error-Code` where it has one."""
+
+    def __init__(self, status: int, code: str | None, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def validate_repo_type(repo_type: str | None) -> str:
+    repo_type = repo_type or "model"
+    if repo_type not in REPO_TYPES:
+        raise HubError(400, None, f"Invalid repo type {repo_type!r}; expected one of {sorted(REPO_TYPES)}")
+    return repo_type
+
+
+def validate_repo_id(namespace: str, name: str) -> str:
+    for part in (namespace, name):
+        if not _NAME_PART.match(part or "") or ".." in part or part.endswith(".git"):
+            raise HubError(
+                400, None, f"Invalid repo id {namespace}/{name}: use letters, digits, '-', '_' and '.' (no '..')"
+            )
+    return f"{namespace}/{name}"
+
+
+def validate_path(path: str) -> str:
+    """A file path inside a repo: relative, no '..', no control characters, nothing inside `.git`."""
+    if not path or len(path) > MAX_PATH_LENGTH:
+        raise HubError(400, None, "Invalid path: empty or too long")
+    if _CONTROL_CHARACTERS.search(path) or "\\" in path:
+        raise HubError(400, None, f"Invalid path {path!r}: control characters or backslashes")
+    parts = path.split("/")
+    if path.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise HubError(400, None, f"Invalid path {path!r}: must be relative, without '.', '..' or empty segments")
+    if any(part.lower() == ".git" for part in parts):
+        raise HubError(400, None, f"Invalid path {path!r}: .git internals are not repository files")
+    return path
+
+
+def validate_ref_name(name: str) -> str:
+    if not _REF_NAME.match(name) or ".." in name or name.endswith((".lock", "/", ".")) or "//" in name:
+        raise HubError(400, None, f"Invalid branch or tag name {name!r}")
+    return name
+
+
+def split_front_matter(readme: str) -> str | None:
+    """The YAML block between the leading `---` lines of a README, or None when there is none."""
+    match = re.match(r"^---[ \t]*\r?\n(.*?)(?:\r?\n)?^---[ \t]*$", readme, re.S | re.M)
+    return match.group(1) if match else None
+
+
+_LIST_OF_STRINGS_FIELDS = ("tags", "datasets", "language", "task_categories", "task_ids", "size_categories", "metrics")
+
+
+def _is_list_of_strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def metadata_errors(metadata, repo_type: str) -> list[str]:
+    """Type checks of the card fields the Hub and its clients interpret; unknown fields are allowed, as on the Hub."""
+    if metadata is None:
+        return []
+    if not isinstance(metadata, dict):
+        return [f"The metadata must be a YAML mapping, not {type(metadata).__name__}"]
+    errors = []
+    for field in _LIST_OF_STRINGS_FIELDS:
+        value = metadata.get(field)
+        if value is not None and not (isinstance(value, str) or _is_list_of_strings(value)):
+            errors.append(f'"{field}" must be a string or a list of strings')
+    for field in ("license", "base_model", "pipeline_tag", "library_name", "pretty_name"):
+        value = metadata.get(field)
+        if value is not None and not (isinstance(value, str) or _is_list_of_strings(value)):
+            errors.append(f'"{field}" must be a string or a list of strings')
+    model_index = metadata.get("model-index")
+    if model_index is not None:
+        if not isinstance(model_index, list):
+            errors.append('"model-index" must be a list')
+        else:
+            for position, model in enumerate(model_index):
+                if not isinstance(model, dict) or "name" not in model or not isinstance(model.get("results"), list):
+                    errors.append(f'"model-index[{position}]" needs a "name" and a list of "results"')
+                    continue
+                for result_position, result in enumerate(model["results"]):
+                    where = f"model-index[{position}].results[{result_position}]"
+                    if not isinstance(result, dict) or not isinstance(result.get("task"), dict):
+                        errors.append(f'"{where}" needs a "task" mapping')
+                    elif not isinstance(result.get("metrics"), list) or not all(
+                        isinstance(metric, dict) and "type" in metric and "value" in metric
+                        for metric in result["metrics"]
+                    ):
+                        errors.append(f'"{where}.metrics" must be a list of mappings with "type" and "value"')
+    configs = metadata.get("configs")
+    if configs is not None:
+        if repo_type != "dataset":
+            errors.append('"configs" is only meaningful in dataset cards')
+        elif not isinstance(configs, list) or not all(
+            isinstance(config, dict) and isinstance(config.get("config_name"), str) for config in configs
+        ):
+            errors.append('"configs" must be a list of mappings, each with a "config_name"')
+        else:
+            names = [config["config_name"] for config in configs]
+            if len(names) != len(set(names)):
+                errors.append('"configs" has duplicate config_name values')
+            if not all("data_files" in config or "data_dir" in config for config in configs):
+                errors.append('each entry of "configs" needs "data_files" or "data_dir"')
+    widget = metadata.get("widget")
+    if widget is not None and not (isinstance(widget, list) and all(isinstance(item, dict) for item in widget)):
+        errors.append('"widget" must be a list of mappings')
+    return errors
+
+
+def validate_readme_metadata(content: str, repo_type: str) -> list[str]:
+    """Parse the README's YAML front matter (or a bare YAML document) and return the problems found."""
+    front_matter = split_front_matter(content)
+    text = front_matter if front_matter is not None else content
+    if content.startswith("---") and front_matter is None:
+        return ["The YAML front matter opened with '---' is never closed"]
+    try:
+        metadata = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as error:
+        return [f"Invalid YAML: {error}"]
+    if front_matter is None and not isinstance(metadata, dict):
+        return []  # A README without metadata is fine.
+    return metadata_errors(metadata, repo_type)
+
+
+def card_data(readme: str) -> dict | None:
+    front_matter = split_front_matter(readme)
+    if front_matter is None:
+        return None
+    try:
+        metadata = yaml.safe_load(front_matter)
+    except yaml.YAMLError:
+        return None
+    return metadata if isinstance(metadata, dict) else None
