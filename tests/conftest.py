@@ -8,21 +8,15 @@ import re
 import tempfile
 import uuid
 from pathlib import Path
+from urllib.parse import urlparse
 
-from dialoghub.hub.embedded import free_loopback_port, start_hub
+import pytest
+
+from dialoghub.hub.embedded import isolate_hf_environment, start_hub
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="dialoghub-tests-"))
-_HUB_PORT = free_loopback_port()
-os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{_HUB_PORT}"
-os.environ["HF_HUB_DISABLE_XET"] = "1"
-os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-os.environ["HF_HOME"] = str(_SESSION_DIR / "hf_home")
-os.environ["DIALOGHUB_BASE_DIR"] = str(_SESSION_DIR / "base")
-os.environ.pop("HF_TOKEN", None)
-os.environ.pop("HF_HUB_OFFLINE", None)
+_HUB_PORT = urlparse(isolate_hf_environment(_SESSION_DIR)).port
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -56,6 +56,28 @@ def hub_is_up(endpoint: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def isolate_hf_environment(workdir: str | Path) -> str:
+    """Point the (not yet imported) HF libraries at a Hub on a free loopback port, with every cache under workdir.
+
+    Tests and benchmarks call this before importing any HF library, then `start_hub(..., port=...)` on the returned
+    endpoint's port; nothing they do touches the user's caches or the embedded default Hub.
+    """
+    if "huggingface_hub" in sys.modules:
+        raise RuntimeError("isolate_hf_environment() must run before any Hugging Face library is imported")
+    workdir = Path(workdir)
+    endpoint = f"http://127.0.0.1:{free_loopback_port()}"
+    os.environ.update(
+        HF_ENDPOINT=endpoint,
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HOME=str(workdir / "hf_home"),
+        DIALOGHUB_BASE_DIR=str(workdir / "base"),
+    )
+    for variable in ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.pop(variable, None)
+    return endpoint
+
+
 def start_hub(
     root: str | Path,
     port: int | None = None,
