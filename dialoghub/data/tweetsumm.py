@@ -1,0 +1,464 @@
+"""Build `org/tweetsumm-clean` from a TweetSumm source and publish it to the Hub as a versioned dataset.
+
+`build()` reads, cleans and validates; `write_dataset_folder()` writes the repo's files (parquet with fixed settings,
+so the same input always gives the same bytes, and the card); `publish()` uploads them with `upload_folder`, which
+skips unchanged files, so a rebuild of the same input makes no commit, and tags the commit.
+`build_and_publish()` is the one call the pipeline needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import statistics
+import subprocess
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dialoghub.data.cleaning import Cleaner, CleaningOptions
+from dialoghub.data.files import atomic_write
+from dialoghub.data.readers import SourceData, SourceError, read_source
+from dialoghub.data.records import AGENT, CUSTOMER, SPLITS, Dialog, Rejection, Turn
+from dialoghub.data.validation import (
+    NEAR_DUPLICATE_JACCARD,
+    SHINGLE_WORDS,
+    DatasetValidationError,
+    NearDuplicate,
+    find_near_duplicates,
+    validate,
+    write_rejects_report,
+)
+from dialoghub.paths import REPO_ROOT, base_dir
+
+CONFIGS = ("default", "raw")
+CARD_TEMPLATE = REPO_ROOT / "datasets_repo" / "tweetsumm-clean" / "README.md.j2"
+# The files whose content makes the dataset: their last commit (and whether they have uncommitted changes) is the
+# builder provenance on the card. Not HEAD: a commit elsewhere in the project would otherwise change the card, make a
+# new dataset commit on every rebuild and move it away from its tag.
+BUILDER_PATHS = ("dialoghub/data", "scripts/build_tweetsumm.py", "datasets_repo/tweetsumm-clean")
+# Fixed, so the files never depend on pyarrow's defaults; one row group holds a whole TweetSumm split.
+ROW_GROUP_SIZE = 1000
+PARQUET_COMPRESSION = "snappy"
+CITATION = """@inproceedings{feigenblat-etal-2021-tweetsumm-dialog,
+    title = "{TWEETSUMM} - A Dialog Summarization Dataset for Customer Service",
+    author = "Feigenblat, Guy  and Gunasekara, Chulaka  and Sznajder, Benjamin  and Joshi, Sachindra  and
+      Konopnicki, David  and Aharonov, Ranit",
+    booktitle = "Findings of the Association for Computational Linguistics: EMNLP 2021",
+    month = nov,
+    year = "2021",
+    address = "Punta Cana, Dominican Republic",
+    publisher = "Association for Computational Linguistics",
+    url = "https://aclanthology.org/2021.findings-emnlp.24",
+    doi = "10.18653/v1/2021.findings-emnlp.24",
+    pages = "245--260",
+}"""
+
+
+def features():
+    """The explicit schema of both configs (imported lazily: `datasets` must come after `dialoghub.hubenv`)."""
+    from datasets import Features, List, Value
+
+    turn = {"role": Value("string"), "text": Value("string")}
+    return Features(
+        {
+            "conversation_id": Value("string"),
+            "dialogue": List(turn),
+            "summaries": List(Value("string")),
+            "extractive_summaries": List(List(turn)),
+            "num_turns": Value("int32"),
+            "num_customer_turns": Value("int32"),
+            "num_agent_turns": Value("int32"),
+            "dialogue_num_words": Value("int32"),
+            "dialogue_num_chars": Value("int32"),
+            "summaries_num_words": List(Value("int32")),
+        }
+    )
+
+
+def _turns(turns: list[Turn]) -> list[dict]:
+    return [{"role": turn.role, "text": turn.text} for turn in turns]
+
+
+def to_row(dialog: Dialog) -> dict:
+    dialogue_text = [turn.text for turn in dialog.dialogue]
+    return {
+        "conversation_id": dialog.conversation_id,
+        "dialogue": _turns(dialog.dialogue),
+        "summaries": list(dialog.summaries),
+        "extractive_summaries": [_turns(summary) for summary in dialog.extractive_summaries],
+        "num_turns": len(dialog.dialogue),
+        "num_customer_turns": sum(turn.role == CUSTOMER for turn in dialog.dialogue),
+        "num_agent_turns": sum(turn.role == AGENT for turn in dialog.dialogue),
+        "dialogue_num_words": sum(len(text.split()) for text in dialogue_text),
+        "dialogue_num_chars": sum(len(text) for text in dialogue_text),
+        "summaries_num_words": [len(summary.split()) for summary in dialog.summaries],
+    }
+
+
+@dataclass
+class BuildResult:
+    source: SourceData
+    options: CleaningOptions
+    cleaning_steps: list[dict]
+    rows: dict[str, dict[str, list[dict]]]
+    """`rows[config][split]`, in source order."""
+    cleaning_counts: dict[str, int]
+    rejections: list[Rejection]
+    """The rows left out (only non-empty with `drop_invalid=True`)."""
+    near_duplicates: list[NearDuplicate]
+    near_duplicate_threshold: float
+
+    @property
+    def split_sizes(self) -> dict[str, int]:
+        return {split: len(rows) for split, rows in self.rows["default"].items()}
+
+
+def build(
+    source: str | Path,
+    *,
+    twcs: str | Path | None = None,
+    source_revision: str | None = None,
+    options: CleaningOptions | None = None,
+    drop_invalid: bool = False,
+    near_duplicate_threshold: float = NEAR_DUPLICATE_JACCARD,
+) -> BuildResult:
+    """Read, clean and validate. Raises `DatasetValidationError` listing every bad row unless `drop_invalid`."""
+    data = read_source(source, twcs=twcs, revision=source_revision)
+    cleaner = Cleaner(options or CleaningOptions())
+    cleaned, counts = zip(*map(cleaner.clean_dialog, data.dialogs), strict=True) if data.dialogs else ((), ())
+    rejections, rejected = validate(list(cleaned))
+    rejections = sorted(
+        data.rejections + rejections, key=lambda rejection: (rejection.location.file, rejection.location.line or 0)
+    )
+    if rejections and not drop_invalid:
+        raise DatasetValidationError(rejections)
+    kept = [index for index in range(len(cleaned)) if index not in rejected]
+    if not kept:
+        raise SourceError(f"{source}: no valid dialog left to publish")
+    cleaning_counts = Counter({step["name"]: 0 for step in cleaner.describe()})
+    for index in kept:
+        cleaning_counts.update(counts[index])
+    rows: dict[str, dict[str, list[dict]]] = {config: {} for config in CONFIGS}
+    for index in kept:
+        for config, dialog in (("default", cleaned[index]), ("raw", data.dialogs[index])):
+            rows[config].setdefault(dialog.split, []).append(to_row(dialog))
+    for config in CONFIGS:
+        rows[config] = {split: rows[config][split] for split in SPLITS if split in rows[config]}
+    near_duplicates = find_near_duplicates([cleaned[index] for index in kept], near_duplicate_threshold)
+    return BuildResult(
+        source=data,
+        options=cleaner.options,
+        cleaning_steps=cleaner.describe(),
+        rows=rows,
+        cleaning_counts=dict(cleaning_counts),
+        rejections=rejections,
+        near_duplicates=near_duplicates,
+        near_duplicate_threshold=near_duplicate_threshold,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Files of the dataset repo
+
+
+@dataclass(frozen=True)
+class DataFile:
+    path: str
+    config: str
+    split: str
+    num_examples: int
+    num_bytes: int
+    """In-memory Arrow size, as `datasets` records it in `dataset_info`."""
+    size: int
+    sha256: str
+
+
+def parquet_path(config: str, split: str) -> str:
+    return f"data/{config}/{split}-00000-of-00001.parquet"
+
+
+def parquet_bytes(rows: list[dict]) -> tuple[bytes, int]:
+    """The parquet file of `rows` (same rows, same bytes) and the table's Arrow size."""
+    table = pa.Table.from_pylist(rows, schema=features().arrow_schema)
+    buffer = io.BytesIO()
+    pq.write_table(
+        table,
+        buffer,
+        row_group_size=ROW_GROUP_SIZE,
+        compression=PARQUET_COMPRESSION,
+        use_dictionary=True,
+        write_statistics=True,
+    )
+    return buffer.getvalue(), table.nbytes
+
+
+def write_dataset_folder(result: BuildResult, folder: Path, repo_id: str, tag: str | None = None) -> list[DataFile]:
+    """Write `data/{config}/{split}-00000-of-00001.parquet` and the README.md card into `folder`."""
+    data_files = []
+    for config, splits in result.rows.items():
+        for split, rows in splits.items():
+            content, num_bytes = parquet_bytes(rows)
+            path = parquet_path(config, split)
+            atomic_write(folder / path, content)
+            digest = hashlib.sha256(content).hexdigest()
+            data_files.append(DataFile(path, config, split, len(rows), num_bytes, len(content), digest))
+    card = render_card(result, data_files, repo_id, tag)
+    atomic_write(folder / "README.md", str(card).encode("utf-8"))
+    return data_files
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Card
+
+
+def _git(*args: str) -> str | None:
+    try:
+        completed = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return completed.stdout.strip()
+
+
+def builder_provenance() -> dict:
+    """The builder's last commit, whether its files have uncommitted changes, and a digest of those files."""
+    files = sorted(
+        path
+        for name in BUILDER_PATHS
+        for path in ((REPO_ROOT / name).rglob("*") if (REPO_ROOT / name).is_dir() else [REPO_ROOT / name])
+        if path.is_file() and "__pycache__" not in path.parts
+    )
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(REPO_ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    commit = _git("log", "-1", "--format=%H", "--", *BUILDER_PATHS) or None
+    status = _git("status", "--porcelain", "--", *BUILDER_PATHS)
+    return {
+        "commit": commit,
+        "dirty": status is None or bool(status),
+        "code_sha256": digest.hexdigest(),
+        "paths": list(BUILDER_PATHS),
+    }
+
+
+def size_category(num_rows: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if num_rows < limit:
+            return name
+    return "n>1M"
+
+
+def _mean(values: list[float]) -> str:
+    return f"{statistics.fmean(values):.1f}" if values else "-"
+
+
+def split_statistics(rows: list[dict]) -> dict[str, str]:
+    summary_words = [words for row in rows for words in row["summaries_num_words"]]
+    turns = [row["num_turns"] for row in rows]
+    return {
+        "dialogs": str(len(rows)),
+        "turns": f"{_mean(turns)} ({min(turns)}–{max(turns)})",
+        "customer_turns": _mean([row["num_customer_turns"] for row in rows]),
+        "agent_turns": _mean([row["num_agent_turns"] for row in rows]),
+        "dialogue_words": _mean([row["dialogue_num_words"] for row in rows]),
+        "summaries": _mean([len(row["summaries"]) for row in rows]),
+        "summary_words": _mean(summary_words),
+        "extractive_summaries": _mean([len(row["extractive_summaries"]) for row in rows]),
+    }
+
+
+def card_data(result: BuildResult, data_files: list[DataFile]):
+    from datasets.info import DatasetInfo, DatasetInfosDict
+    from datasets.splits import SplitDict, SplitInfo
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCardData
+
+    source_datasets = ["TweetSumm (IBM, github.com/guyfe/Tweetsumm)", "Customer Support on Twitter (Kaggle)"]
+    if result.source.format == "dialogstudio":
+        source_datasets.append("Salesforce/dialogstudio")
+    card = DatasetCardData(
+        pretty_name="TweetSumm (clean)",
+        # The annotations are CC0 1.0, the tweets CC BY-NC-SA 4.0. Both are Hub licence ids, so a list keeps them
+        # machine-readable; the card's Licence section says which applies to what (the tweets' terms bind any use).
+        license=["cc0-1.0", "cc-by-nc-sa-4.0"],
+        language=["en"],
+        task_categories=["summarization", "text-generation"],
+        size_categories=[size_category(sum(result.split_sizes.values()))],
+        source_datasets=source_datasets,
+        multilinguality="monolingual",
+        language_creators=["found"],
+        tags=["dialogue-summarization", "customer-support", "twitter", "tweetsumm"],
+    )
+    infos = {}
+    for config in CONFIGS:
+        files = [file for file in data_files if file.config == config]
+        splits = SplitDict({file.split: SplitInfo(file.split, file.num_bytes, file.num_examples) for file in files})
+        infos[config] = DatasetInfo(
+            features=features(),
+            config_name=config,
+            splits=splits,
+            download_size=sum(file.size for file in files),
+            dataset_size=sum(file.num_bytes for file in files),
+        )
+    DatasetInfosDict(infos).to_dataset_card_data(card)
+    configs = {
+        config: {
+            "data_files": [{"split": file.split, "path": file.path} for file in data_files if file.config == config],
+            **({"default": True} if config == "default" else {}),
+        }
+        for config in CONFIGS
+    }
+    MetadataConfigs(configs).to_dataset_card_data(card)
+    return card
+
+
+def render_card(result: BuildResult, data_files: list[DataFile], repo_id: str, tag: str | None):
+    from huggingface_hub import DatasetCard
+
+    rejected_ids = sorted({rejection.conversation_id for rejection in result.rejections if rejection.conversation_id})
+    summary_counts = [len(row["summaries"]) for rows in result.rows["default"].values() for row in rows]
+    return DatasetCard.from_template(
+        card_data(result, data_files),
+        template_path=str(CARD_TEMPLATE),
+        repo_id=repo_id,
+        tag=tag,
+        statistics={
+            config: {split: split_statistics(rows) for split, rows in splits.items()}
+            for config, splits in result.rows.items()
+        },
+        cleaning_steps=[{**step, "changes": result.cleaning_counts[step["name"]]} for step in result.cleaning_steps],
+        options=dataclasses.asdict(result.options),
+        rejections=len(result.rejections),
+        rejected_ids=rejected_ids,
+        near_duplicates=result.near_duplicates,
+        near_duplicate_threshold=result.near_duplicate_threshold,
+        shingle_words=SHINGLE_WORDS,
+        source=result.source,
+        builder=builder_provenance(),
+        summary_counts=(min(summary_counts), max(summary_counts)),
+        parquet={"pyarrow": pa.__version__, "row_group_size": ROW_GROUP_SIZE, "compression": PARQUET_COMPRESSION},
+        data_files=data_files,
+        citation=CITATION,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Publishing
+
+
+class TagConflictError(RuntimeError):
+    """The tag exists and points at a commit whose data files differ from this build."""
+
+
+@dataclass
+class PublishResult:
+    repo_id: str
+    commit: str
+    new_commit: bool
+    tag: str | None = None
+    tag_commit: str | None = None
+    """Where the tag points: `commit`, or an earlier commit with the same data files and an older card."""
+    tag_created: bool = False
+    data_files: list[DataFile] = field(default_factory=list)
+
+
+def git_blob_sha1(content: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def _differences(api, repo_id: str, revision: str, folder: Path) -> list[str]:
+    """Files of `folder` that are missing or different at `revision`, and data files there that the build lacks."""
+    from huggingface_hub.hf_api import RepoFile
+
+    remote = {
+        entry.path: entry
+        for entry in api.list_repo_tree(repo_id, revision=revision, recursive=True, repo_type="dataset")
+        if isinstance(entry, RepoFile)
+    }
+    local = {path.relative_to(folder).as_posix(): path for path in folder.rglob("*") if path.is_file()}
+    differences = [path for path in remote if path.startswith("data/") and path not in local]
+    for name, path in sorted(local.items()):
+        entry = remote.get(name)
+        content = path.read_bytes()
+        if entry is None:
+            differences.append(name)
+        elif entry.lfs is not None:
+            if entry.lfs.sha256 != hashlib.sha256(content).hexdigest():
+                differences.append(name)
+        elif entry.blob_id != git_blob_sha1(content):
+            differences.append(name)
+    return differences
+
+
+def publish(result: BuildResult, repo_id: str, *, tag: str | None = None, api=None) -> PublishResult:
+    """Upload the build to the dataset repo `repo_id`; with `tag`, tag the commit if the tag is missing.
+
+    A tag is never moved. If it exists at a commit with other data files, nothing is pushed and `TagConflictError`
+    says so. If only the card differs (its provenance names the builder's commit, which changes when the builder is
+    committed), the card is updated on the branch and the tag stays on the earlier commit, which holds the same data.
+    """
+    from huggingface_hub import HfApi
+
+    api = api or HfApi()
+    with tempfile.TemporaryDirectory(prefix="tweetsumm-clean-") as temporary:
+        folder = Path(temporary)
+        data_files = write_dataset_folder(result, folder, repo_id, tag)
+        api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
+        head = api.dataset_info(repo_id).sha
+        tag_commit = None
+        if tag is not None:
+            tag_commit = next(
+                (
+                    ref.target_commit
+                    for ref in api.list_repo_refs(repo_id, repo_type="dataset").tags
+                    if ref.name == tag
+                ),
+                None,
+            )
+            changed = _differences(api, repo_id, tag_commit, folder) if tag_commit is not None else []
+            if changed_data := [path for path in changed if path != "README.md"]:
+                raise TagConflictError(
+                    f"{repo_id}: tag {tag!r} already points at commit {tag_commit}, whose data files differ from "
+                    f"this build ({', '.join(changed_data)}). Nothing was pushed. Publish under a new tag, or delete "
+                    "the old tag first if it really must move."
+                )
+        sizes = ", ".join(f"{split} {size}" for split, size in result.split_sizes.items())
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            repo_type="dataset",
+            folder_path=folder,
+            commit_message=f"Build tweetsumm-clean ({sizes})",
+            commit_description=f"Source: {result.source.description}.",
+            # Shards this build no longer writes (a dropped split, a renamed file) must not linger in the repo.
+            delete_patterns=["data/**"],
+        ).oid
+    tag_created = tag is not None and tag_commit is None
+    if tag_created:
+        api.create_tag(repo_id, tag=tag, revision=commit, repo_type="dataset", tag_message=f"tweetsumm-clean {tag}")
+        tag_commit = commit
+    return PublishResult(repo_id, commit, commit != head, tag, tag_commit, tag_created, data_files)
+
+
+def build_and_publish(
+    source: str | Path,
+    repo_id: str,
+    *,
+    tag: str | None = None,
+    drop_invalid: bool = False,
+    rejects_report: str | Path | None = None,
+    **build_options,
+) -> str:
+    """Build from `source` and publish to `repo_id`; returns the commit sha the dataset is at."""
+    result = build(source, drop_invalid=drop_invalid, **build_options)
+    if drop_invalid:
+        write_rejects_report(result.rejections, Path(rejects_report or default_rejects_report(repo_id)))
+    return publish(result, repo_id, tag=tag).commit
+
+
+def default_rejects_report(repo_id: str) -> Path:
+    return base_dir() / "builds" / repo_id / "rejects.jsonl"
