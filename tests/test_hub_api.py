@@ -1,5 +1,6 @@
 """The unmodified HF clients against the real embedded Hub server (no mocked HTTP anywhere)."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def test_create_repo_exist_ok(hub_api, repo_name):
     assert hub_api.list_repo_files(repo_name) == [".gitattributes"]
 
 
-def test_upload_folder_regular_lfs_and_delete_patterns(hub_api, repo_name, tmp_path):
+def test_upload_folder_regular_lfs_and_delete_patterns(hub_api, repo_name, tmp_path, caplog):
     hub_api.create_repo(repo_name, repo_type="dataset")
     weights = os.urandom(300_000)
     folder = write_files(
@@ -50,7 +51,12 @@ def test_upload_folder_regular_lfs_and_delete_patterns(hub_api, repo_name, tmp_p
     assert tree["README.md"].lfs is None and tree["README.md"].size == 8
 
     commits_before = len(hub_api.list_repo_commits(repo_name, repo_type="dataset"))
-    again = hub_api.upload_folder(folder_path=folder, repo_id=repo_name, repo_type="dataset")
+    # preupload reports the stored sha256 of LFS files (git's sha1 of regular ones), so the client itself sees that
+    # nothing changed and sends no commit at all.
+    with caplog.at_level(logging.DEBUG, logger="huggingface_hub"):
+        again = hub_api.upload_folder(folder_path=folder, repo_id=repo_name, repo_type="dataset")
+    assert "Skipping upload for 'data/train.parquet' as the file has not changed." in caplog.messages
+    assert "Skipping upload for 'README.md' as the file has not changed." in caplog.messages
     assert again.oid == first.oid
     assert len(hub_api.list_repo_commits(repo_name, repo_type="dataset")) == commits_before
 

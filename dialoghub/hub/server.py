@@ -364,18 +364,26 @@ def create_app(
             try:
                 sha = storage.resolve(repo, revision)
                 existing = storage.all_files(repo, sha)
+
+                def remote_oid(path: str) -> str | None:
+                    # What the client compares with its local oid: git's blob sha1 for regular files, but the
+                    # content's sha256 for LFS files (as the Hub does), so unchanged LFS files are skipped too.
+                    if path not in existing:
+                        return None
+                    entry = storage.entry(repo, sha, path)
+                    return entry.lfs_oid or entry.oid
+
                 result = []
                 for file in files:
                     path = validate_path(str(file.get("path", "")))
                     sample = base64.b64decode(file.get("sample") or "")
                     lfs = should_use_lfs(path, int(file.get("size") or 0), sample)
-                    blob = existing.get(path)
                     result.append(
                         {
                             "path": path,
                             "uploadMode": "lfs" if lfs else "regular",
                             "shouldIgnore": False,
-                            "oid": blob.decode() if blob else None,
+                            "oid": remote_oid(path),
                         }
                     )
                 return {"files": result, "commitOid": sha}
