@@ -1,0 +1,63 @@
+"""The whole dialoghub job on the embedded defaults, top to bottom (`make pipeline`).
+
+Each stage reads its inputs from the Hub by repo id and revision and publishes its outputs back to it, so any stage
+can be rerun alone with its own script. Rerunning the pipeline with unchanged inputs makes no new commits.
+
+    python scripts/pipeline.py [--stages base,data,...]
+
+With HF_ENDPOINT unset, this starts the embedded Hub on 127.0.0.1:8765 (or reuses `make hub`) with its repos under
+$DIALOGHUB_BASE_DIR/hub.
+"""
+
+import dialoghub.hubenv  # noqa: F401
+
+import argparse
+import time
+
+from huggingface_hub import HfApi
+
+from dialoghub.base_models import publish_base_models
+from dialoghub.data.tweetsumm import build_and_publish
+from dialoghub.hub.embedded import hub_session
+from dialoghub.paths import project_org, shared_data_dir
+
+DATASET_TAG = "v1.0"
+STAGES = ("base", "data")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
+    args = parser.parse_args()
+    stages = set(args.stages.split(","))
+    if unknown := stages - set(STAGES):
+        parser.error(f"unknown stages: {sorted(unknown)}")
+    org = project_org()
+
+    with hub_session() as hub:
+        api = HfApi()
+        print(f"Hub: {hub.endpoint}")
+
+        def stage(name: str, description: str) -> bool:
+            if name in stages:
+                print(f"\n=== {name}: {description}", flush=True)
+            return name in stages
+
+        started = time.perf_counter()
+
+        # 1. The offline base models (converted by `make setup`) become Hub model repos.
+        if stage("base", "publish the base models"):
+            for repo_id, sha in publish_base_models(api).items():
+                print(f"{repo_id}@{sha}")
+
+        # 2. TweetSumm: read, clean, validate, publish as org/tweetsumm-clean (tagged).
+        if stage("data", f"build {org}/tweetsumm-clean"):
+            sha = build_and_publish(shared_data_dir() / "tweetsumm", f"{org}/tweetsumm-clean", tag=DATASET_TAG)
+            print(f"{org}/tweetsumm-clean@{sha} (tag {DATASET_TAG})")
+
+        where = hub.root or hub.endpoint
+        print(f"\nPipeline done in {time.perf_counter() - started:.0f}s; the Hub's repos are under {where}")
+
+
+if __name__ == "__main__":
+    main()
