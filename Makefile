@@ -38,6 +38,10 @@ test: venv
 bench: setup
 	for bench in benchmarks/*_bench.py; do $(PY) $$bench || exit 1; done
 
+## demo: the Gradio demo on http://127.0.0.1:7860, published as a Space repo on the embedded Hub first
+demo: setup
+	$(PY) scripts/demo.py --publish
+
 style: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 

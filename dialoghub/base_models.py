@@ -10,7 +10,6 @@ which are not installed (the wheel is installed with `--no-deps`).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
+from dialoghub.data.files import sha256_of
 from dialoghub.paths import REPO_ROOT, base_dir
 
 logger = logging.getLogger(__name__)
@@ -104,14 +104,6 @@ MINILM = BaseModelSource(
 def smollm2_dir() -> Path:
     """Where `convert_smollm2` writes the safetensors model by default."""
     return base_dir() / "models" / SMOLLM2.repo_name
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_conversion_stamp(model_dir: str | Path) -> dict | None:

@@ -14,7 +14,8 @@ from dialoghub.paths import base_dir
 
 DEFAULT_EMBEDDED_PORT = 8765
 
-USING_EMBEDDED_DEFAULT = not os.environ.get("HF_ENDPOINT")
+# On a Hugging Face Space (SPACE_ID is set there) the default is huggingface.co itself.
+USING_EMBEDDED_DEFAULT = not os.environ.get("HF_ENDPOINT") and not os.environ.get("SPACE_ID")
 
 if USING_EMBEDDED_DEFAULT:
     os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{os.environ.get('DIALOGHUB_HUB_PORT', DEFAULT_EMBEDDED_PORT)}"
@@ -23,4 +24,4 @@ if USING_EMBEDDED_DEFAULT:
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-ENDPOINT = os.environ["HF_ENDPOINT"].rstrip("/")
+ENDPOINT = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")

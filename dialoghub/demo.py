@@ -1,0 +1,217 @@
+"""The demo Space: try the summarizer and the dialogue generator in a browser, next to the current leaderboard.
+
+Everything is loaded by repo id and revision from the Hub that `HF_ENDPOINT` names. The Space's `app.py` and
+`make demo` both call `build_demo(DemoConfig.from_env())`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+from dialoghub import prompts
+from dialoghub.generation import GenerationSettings, Generator, load_generator, split_revision
+from dialoghub.hub.publish import publish_folder
+from dialoghub.paths import REPO_ROOT, project_org
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_MODEL = "dialoghub/SmolLM2-135M-Instruct-q4_1"
+EXAMPLE_COUNT = 8
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Which repos the demo loads; each `ID` or `ID@REV`. Environment variables override the defaults."""
+
+    base_model: str = DEFAULT_BASE_MODEL
+    summarizer_adapter: str | None = f"{project_org()}/summarizer-lora"
+    generator_adapter: str | None = f"{project_org()}/dialogue-generator-lora"
+    dataset: str = f"{project_org()}/tweetsumm-clean"
+    results_repo: str = f"{project_org()}/dialoghub-results"
+    max_new_tokens: int = 128
+
+    @classmethod
+    def from_env(cls) -> DemoConfig:
+        defaults = cls()
+
+        def setting(name: str, default):
+            value = os.environ.get(f"DIALOGHUB_DEMO_{name.upper()}")
+            if value is None:
+                return default
+            return None if value.lower() in ("", "none") else type(default)(value) if default is not None else value
+
+        return cls(**{name: setting(name, getattr(defaults, name)) for name in cls.__dataclass_fields__})
+
+
+@dataclass
+class LoadedModel:
+    generator: Generator
+    note: str
+
+
+def adapter_published(adapter: str) -> bool:
+    from huggingface_hub import HfApi
+
+    repo_id, revision = split_revision(adapter)
+    api = HfApi()
+    return api.repo_exists(repo_id) and (revision is None or api.revision_exists(repo_id, revision))
+
+
+def load_with_adapter(base_model: str, adapter: str | None, task: str) -> LoadedModel:
+    """The base model with the task's adapter, or the zero-shot base model (the UI says so) if it is absent."""
+    if adapter and adapter_published(adapter):
+        generator = load_generator(base_model, adapter)
+        return LoadedModel(generator, f"{task}: `{generator.adapter}` on `{generator.base}`")
+    if adapter:
+        logger.warning("adapter %s is not on the Hub; %s uses the zero-shot base model", adapter, task)
+    generator = load_generator(base_model)
+    return LoadedModel(generator, f"{task}: zero-shot `{generator.base}` (no adapter published yet)")
+
+
+def validation_examples(dataset: str, count: int = EXAMPLE_COUNT) -> dict[str, str]:
+    """conversation_id -> rendered dialogue, from the validation split (empty if the dataset is not on the Hub)."""
+    from datasets import load_dataset
+
+    repo_id, _, revision = dataset.partition("@")
+    try:
+        rows = load_dataset(repo_id, split="validation", revision=revision or None)
+        rows = rows.select(range(min(count, rows.num_rows)))
+    except (FileNotFoundError, RepositoryNotFoundError, RevisionNotFoundError, ValueError) as error:
+        logger.warning("no validation examples from %s: %s", dataset, error)
+        return {}
+    return {row["conversation_id"]: prompts.render_dialogue(row["dialogue"], row["conversation_id"]) for row in rows}
+
+
+def leaderboard_markdown(results_repo: str) -> str:
+    from evaluation.leaderboard import render_leaderboard
+    from evaluation.results import ResultsRepoError
+
+    try:
+        markdown, _chart = render_leaderboard(results_repo)
+    except (ResultsRepoError, RepositoryNotFoundError, RevisionNotFoundError) as error:
+        return f"No leaderboard yet: {error}"
+    return markdown
+
+
+def summarize(loaded: LoadedModel, dialogue_text: str, max_new_tokens: int) -> str:
+    import gradio as gr
+
+    try:
+        messages = prompts.summarize_messages(prompts.parse_dialogue(dialogue_text))
+    except prompts.PromptFormatError as error:
+        raise gr.Error(f"Write the dialogue as 'Customer: ...' / 'Agent: ...' lines ({error})") from error
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=1)
+    return loaded.generator.generate([messages], settings, progress=False)[0].text.strip()
+
+
+def generate_dialogue(loaded: LoadedModel, summary: str, max_new_tokens: int) -> str:
+    import gradio as gr
+
+    if not summary.strip():
+        raise gr.Error("Write a summary first")
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=1)
+    return loaded.generator.generate([prompts.generate_messages(summary)], settings, progress=False)[0].text.strip()
+
+
+def build_demo(config: DemoConfig):
+    import gradio as gr
+
+    summarizer = load_with_adapter(config.base_model, config.summarizer_adapter, "Summarize")
+    dialogue_writer = load_with_adapter(config.base_model, config.generator_adapter, "Generate")
+    examples = validation_examples(config.dataset)
+
+    with gr.Blocks(title="dialoghub demo") as demo:
+        gr.Markdown("# dialoghub\nCustomer-support dialogue summarization and generation, loaded from the Hub.")
+        with gr.Tab("Summarize", id="summarize"):
+            gr.Markdown(summarizer.note)
+            dialogue_box = gr.Textbox(
+                lines=10, label="Dialogue ('Customer: ...' / 'Agent: ...' lines)", elem_id="dialogue-input"
+            )
+            if examples:
+                gr.Examples(
+                    [[text] for text in examples.values()],
+                    inputs=[dialogue_box],
+                    label="Validation examples (click one)",
+                    example_labels=list(examples),
+                    elem_id="validation-examples",
+                )
+            summarize_button = gr.Button("Summarize", variant="primary", elem_id="summarize-button")
+            summary_output = gr.Textbox(label="Summary", elem_id="summary-output", interactive=False)
+            summarize_button.click(
+                lambda text: summarize(summarizer, text, config.max_new_tokens), dialogue_box, summary_output
+            )
+        with gr.Tab("Generate", id="generate"):
+            gr.Markdown(dialogue_writer.note)
+            summary_box = gr.Textbox(lines=3, label="Summary", elem_id="summary-input")
+            generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
+            dialogue_output = gr.Textbox(lines=12, label="Dialogue", elem_id="dialogue-output", interactive=False)
+            generate_button.click(
+                lambda text: generate_dialogue(dialogue_writer, text, 2 * config.max_new_tokens),
+                summary_box,
+                dialogue_output,
+            )
+        with gr.Tab("Leaderboard", id="leaderboard"):
+            board = gr.Markdown(leaderboard_markdown(config.results_repo))
+            gr.Button("Refresh").click(lambda: leaderboard_markdown(config.results_repo), None, board)
+    return demo
+
+
+SPACE_DIR = REPO_ROOT / "spaces" / "dialoghub-demo"
+BUNDLED_PACKAGES = ("dialoghub", "evaluation")
+
+
+def space_card(config: DemoConfig):
+    from huggingface_hub import SpaceCard, SpaceCardData
+
+    card_data = SpaceCardData(
+        title="dialoghub demo",
+        sdk="gradio",
+        sdk_version=importlib.metadata.version("gradio"),
+        app_file="app.py",
+        license="apache-2.0",
+        models=[
+            repo.split("@")[0]
+            for repo in (config.base_model, config.summarizer_adapter, config.generator_adapter)
+            if repo
+        ],
+        datasets=[config.dataset.split("@")[0], config.results_repo.split("@")[0]],
+        tags=["customer-support", "dialogue", "summarization"],
+    )
+    return SpaceCard.from_template(
+        card_data, template_path=str(SPACE_DIR / "README.md.j2"), code_version=code_version(), **asdict(config)
+    )
+
+
+def code_version() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "(not a git checkout)"
+
+
+def publish_space(api, repo_id: str, config: DemoConfig, tag: str | None = None) -> str:
+    """Publish the demo as a Gradio Space repo: app.py, its card, the pinned requirements and the bundled packages."""
+    with tempfile.TemporaryDirectory(prefix="dialoghub-space-") as staging:
+        staging = Path(staging)
+        shutil.copy(SPACE_DIR / "app.py", staging / "app.py")
+        shutil.copy(REPO_ROOT / "requirements.txt", staging / "requirements.txt")
+        for package in BUNDLED_PACKAGES:
+            shutil.copytree(
+                REPO_ROOT / package, staging / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+        space_card(config).save(staging / "README.md")
+        return publish_folder(
+            api, staging, repo_id, repo_type="space", space_sdk="gradio", tag=tag,
+            commit_message=f"dialoghub demo Space ({code_version()})",
+        )  # fmt: skip

@@ -1,0 +1,15 @@
+"""dialoghub demo Space: summarize a support dialogue, or write one from a summary, with the published adapters.
+
+Repos come from the Hub that HF_ENDPOINT names; override them with DIALOGHUB_DEMO_BASE_MODEL,
+DIALOGHUB_DEMO_SUMMARIZER_ADAPTER, DIALOGHUB_DEMO_GENERATOR_ADAPTER (each ID or ID@REV), DIALOGHUB_DEMO_DATASET and
+DIALOGHUB_DEMO_RESULTS_REPO.
+"""
+
+import dialoghub.hubenv  # noqa: F401
+
+from dialoghub.demo import DemoConfig, build_demo
+
+demo = build_demo(DemoConfig.from_env())
+
+if __name__ == "__main__":
+    demo.launch()
