@@ -122,10 +122,11 @@ def start_hub(
 
 
 def _check_hf_libraries_agree(endpoint: str) -> None:
-    hf_hub = sys.modules.get("huggingface_hub")
-    if hf_hub is None:
+    if "huggingface_hub" not in sys.modules:
         return
-    imported_endpoint = hf_hub.constants.ENDPOINT.rstrip("/")
+    from huggingface_hub import constants  # imported already or not, its ENDPOINT was fixed at first import
+
+    imported_endpoint = constants.ENDPOINT.rstrip("/")
     if imported_endpoint != endpoint.rstrip("/"):
         raise RuntimeError(
             f"huggingface_hub was imported with HF_ENDPOINT={imported_endpoint}, but the Hub is {endpoint}. "
