@@ -1,0 +1,471 @@
+"""LoRA/QLoRA supervised fine-tuning of the summarizer and dialogue-generator adapters.
+
+The arguments are trl's dataclasses, extended (`AdapterScriptArguments`, `AdapterSFTConfig`; `ModelConfig` as is), so
+a recipe YAML parsed by `trl.TrlParser` and CLI flags set the same fields. `scripts/train_adapter.py` is the entry
+point; `train` is the whole run, callable from tests.
+
+Speed without changing what is learned (see `benchmarks/train_bench.py`): `AdapterSFTTrainer` feeds each batch
+padding-free (the truncated sequences concatenated into one row, attention computed per sequence by
+`varlen_sdpa_attention`) and projects through the LM head only the positions whose next token is in the loss.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import math
+import os
+import platform
+import tempfile
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import load_dataset
+from transformers import AttentionInterface, AutoTokenizer, TrainerCallback
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers.trainer_utils import get_last_checkpoint
+from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
+from trl.kernels import ChunkedLogProbFunction
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+from trl.trainer.utils import FusedCausalLMOutput
+
+from dialoghub import prompts
+from dialoghub.cards import SUMMARY_FILE, push_adapter
+
+logger = logging.getLogger(__name__)
+
+LOSS_CURVE_FILE = "loss_curve.png"
+# Vocabulary columns per LM-head tile, as trl's fused head uses
+LM_HEAD_CHUNK_SIZE = 32768
+ALL_LINEAR = "all-linear"
+# Config fields by which some model families scale or cap their logits (as trl's fused head reads them); Llama has none
+LOGIT_TRANSFORMS = (
+    "final_logit_softcapping",
+    "logit_scale",
+    "output_multiplier",
+    "lm_head_multiplier",
+    "logits_scaling",
+)
+
+
+@dataclass
+class AdapterScriptArguments(ScriptArguments):
+    """trl's `ScriptArguments` plus what an adapter run needs: task, dataset revision, subsets, resume, push."""
+
+    task: str = field(
+        default=prompts.SUMMARIZE, metadata={"help": "What the adapter learns.", "choices": prompts.TASKS}
+    )
+    dataset_revision: str = field(
+        default="main", metadata={"help": "Branch, tag or commit of the dataset repo; recorded in the model card."}
+    )
+    all_summaries: bool = field(
+        default=False,
+        metadata={
+            "help": "One training example per reference summary (2,629 for tweetsumm) instead of one per dialog."
+        },
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Keep the first N training dialogs (before expanding to summaries)."}
+    )
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N evaluation dialogs."})
+    full_data: bool = field(
+        default=False, metadata={"help": "Ignore max_train_samples and max_eval_samples: use every dialog."}
+    )
+    resume: bool = field(
+        default=False, metadata={"help": "Resume from the last checkpoint in output_dir (an error if there is none)."}
+    )
+    push: bool = field(
+        default=False,
+        metadata={"help": "After training, publish the adapter with its card to hub_model_id and tag release_tag."},
+    )
+    release_tag: str | None = field(default=None, metadata={"help": "Tag of the published revision, e.g. v1.0."})
+    license: str = field(default="apache-2.0", metadata={"help": "License of the published adapter."})
+
+
+@dataclass
+class AdapterSFTConfig(SFTConfig):
+    """trl's `SFTConfig` plus the two exact speed-ups of `AdapterSFTTrainer`."""
+
+    completion_logits_only: bool = field(
+        default=True,
+        metadata={
+            "help": "Project through the LM head only the positions whose next token is in the loss. trl does that "
+            "only on Triton devices; on CPU it projects every position, prompt included."
+        },
+    )
+    flatten_batches: bool = field(
+        default=True,
+        metadata={
+            "help": "Padding-free batches of the max_length-truncated sequences, attention computed per sequence "
+            "(trl's own padding_free requires packing or max_length=None, and flash-attention to be fast)."
+        },
+    )
+
+
+VARLEN_SDPA = "dialoghub_varlen_sdpa"
+
+
+def varlen_sdpa_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """Causal attention within each sequence of a padding-free batch, one `scaled_dot_product_attention` call per
+    sequence (the `cu_seq_lens_q` boundaries that trl's collator sends). On a batch that is not padding-free it is
+    plain sdpa with its mask.
+
+    Plain sdpa would attend over the whole concatenated row under a block-diagonal mask: the cost of attention
+    grows with the square of the batch's total length instead of the sum of squares of its sequences' lengths,
+    which on CPU costs more than the padding saves. (On GPUs, flash-attention's varlen kernel does this.)
+    """
+    boundaries = kwargs.get("cu_seq_lens_q")
+    if boundaries is None or query.shape[0] != 1:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
+    boundaries = boundaries.tolist()
+    outputs = [
+        torch.nn.functional.scaled_dot_product_attention(
+            query[:, :, start:end],
+            key[:, :, start:end],
+            value[:, :, start:end],
+            dropout_p=dropout,
+            scale=scaling,
+            is_causal=True,
+            enable_gqa=query.shape[1] != key.shape[1],
+        )
+        for start, end in zip(boundaries[:-1], boundaries[1:], strict=True)
+    ]
+    return torch.cat(outputs, dim=2).transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(VARLEN_SDPA, varlen_sdpa_attention)
+AttentionMaskInterface.register(VARLEN_SDPA, sdpa_mask)
+
+
+class AdapterSFTTrainer(SFTTrainer):
+    """`SFTTrainer` with padding-free batches and an LM head restricted to the completion, both optional (see
+    `AdapterSFTConfig`). The loss is the same function of the same batches: tests/test_training_speed.py checks it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if getattr(self.args, "flatten_batches", False):
+            # The dataset is truncated to max_length by now, during preparation: only the batching changes.
+            self.data_collator = DataCollatorForLanguageModeling(
+                pad_token_id=self._tokenizer.pad_token_id, padding_free=True
+            )
+            self.padding_free = True
+            self._base_model().set_attn_implementation(VARLEN_SDPA)
+        if getattr(self.args, "completion_logits_only", False):
+            restrict_lm_head_to_labels(self._base_model())
+
+    def _base_model(self):
+        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+
+def restrict_lm_head_to_labels(model) -> None:
+    """Make `model(..., labels=..., fused_lm_head=True)` score only the positions whose label is not -100.
+
+    It wraps the fused forward that `SFTTrainer` installs (`trl.trainer.utils.add_fused_lm_head`), returning the same
+    outputs (per-token log-probabilities, entropy, top-1 flags, label mask) computed with the same kernel, on fewer
+    rows. Other calls (generation, plain forward) go to the previous forward unchanged.
+    """
+    config = model.config.get_text_config()
+    if any(getattr(config, name, None) is not None for name in LOGIT_TRANSFORMS):
+        raise ValueError(f"{config.model_type}: completion_logits_only does not handle scaled or soft-capped logits")
+    previous_forward = model.forward
+
+    def forward(self, *args, fused_lm_head=False, labels=None, shift_labels=None, num_items_in_batch=None, **kwargs):
+        if not fused_lm_head or shift_labels is not None or getattr(config, "output_router_logits", False):
+            return previous_forward(
+                *args,
+                fused_lm_head=fused_lm_head,
+                labels=labels,
+                shift_labels=shift_labels,
+                num_items_in_batch=num_items_in_batch,
+                **kwargs,
+            )
+        kwargs["use_cache"] = False
+        hidden_states = self.base_model(*args, **kwargs).last_hidden_state[:, :-1]
+        lm_head = self.get_output_embeddings()
+        labels = labels[:, 1:].to(lm_head.weight.device)
+        mask = labels != -100
+        log_probs, entropy, _, _, is_top1 = ChunkedLogProbFunction.apply(
+            hidden_states.to(lm_head.weight.device)[mask],
+            lm_head.weight,
+            lm_head.bias,
+            labels[mask],
+            1.0,
+            LM_HEAD_CHUNK_SIZE,
+            None,
+            1.0,
+            ("log_probs", "entropy", "is_top1"),
+        )
+        # `masked_scatter` keeps the graph connected when a micro-batch has no label, as trl's head does
+        log_probs, entropy, is_top1 = (
+            x.new_zeros(mask.shape).masked_scatter(mask, x) for x in (log_probs, entropy, is_top1)
+        )
+        denominator = mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
+        # A ModelOutput, not a plain object: DDP finds the output tensors in it to hook its gradient reduction
+        return FusedCausalLMOutput(
+            loss=-log_probs.sum() / denominator, log_probs=log_probs, entropy=entropy, is_top1=is_top1, label_mask=mask
+        )
+
+    model.forward = types.MethodType(forward, model)
+
+
+def lora_config(model_args: ModelConfig):
+    """trl's `get_peft_config`, with the base revision recorded in adapter_config.json."""
+    if model_args.lora_target_modules in ([ALL_LINEAR], ALL_LINEAR):
+        # From the CLI a list arrives; peft recognises the shorthand only as a string
+        model_args.lora_target_modules = ALL_LINEAR
+    peft_config = get_peft_config(model_args)
+    if peft_config is not None:
+        peft_config.revision = model_args.model_revision
+    return peft_config
+
+
+def model_init_kwargs(model_args: ModelConfig, training_args: SFTConfig) -> dict[str, Any]:
+    """What `SFTTrainer` passes to `from_pretrained`, like trl's sft script builds it."""
+    kwargs = {
+        "revision": model_args.model_revision,
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
+    }
+    if model_args.load_in_4bit or model_args.load_in_8bit:
+        kwargs["device_map"] = {"": "cpu"} if training_args.use_cpu else None
+    return kwargs | (training_args.model_init_kwargs or {})
+
+
+def load_tokenizer(model_args: ModelConfig):
+    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
+    prompts.ensure_chat_template(tokenizer)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_sft_splits(script_args: AdapterScriptArguments):
+    """(train, eval) prompt-completion datasets from the dataset repo at `dataset_revision`."""
+    dataset = load_dataset(script_args.dataset_name, script_args.dataset_config, revision=script_args.dataset_revision)
+    splits = []
+    for split, limit in (
+        (script_args.dataset_train_split, script_args.max_train_samples),
+        (script_args.dataset_test_split, script_args.max_eval_samples),
+    ):
+        if split not in dataset:
+            raise ValueError(
+                f"{script_args.dataset_name}@{script_args.dataset_revision} has no split {split!r} "
+                f"(it has {sorted(dataset)})"
+            )
+        rows = dataset[split]
+        if limit is not None and not script_args.full_data:
+            rows = rows.select(range(min(limit, len(rows))))
+        splits.append(prompts.to_sft_dataset(rows, script_args.task, script_args.all_summaries))
+    return tuple(splits)
+
+
+def build_trainer(
+    script_args: AdapterScriptArguments,
+    training_args: SFTConfig,
+    model_args: ModelConfig,
+    train_dataset,
+    eval_dataset=None,
+    callbacks: list[TrainerCallback] | None = None,
+    trainer_class: type[SFTTrainer] = AdapterSFTTrainer,
+) -> SFTTrainer:
+    """The LoRA (or QLoRA, with load_in_4bit) trainer, loss on the completion only."""
+    training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
+    training_args.completion_only_loss = True
+    return trainer_class(
+        model=model_args.model_name_or_path,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=load_tokenizer(model_args),
+        peft_config=lora_config(model_args),
+        quantization_config=get_quantization_config(model_args),
+        callbacks=callbacks,
+    )
+
+
+def resume_checkpoint(script_args: AdapterScriptArguments, training_args: SFTConfig) -> str | None:
+    if training_args.resume_from_checkpoint:
+        return training_args.resume_from_checkpoint
+    if not script_args.resume:
+        return None
+    checkpoint = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+    if checkpoint is None:
+        raise FileNotFoundError(f"--resume: no checkpoint-* folder in {training_args.output_dir}")
+    return checkpoint
+
+
+def check_report_to(training_args: SFTConfig) -> None:
+    """Fail before loading anything if a tracker cannot be imported; say where trackio's local logs are."""
+    for tracker in set(training_args.report_to or []) & {"trackio", "wandb"}:
+        if importlib.util.find_spec(tracker) is None:
+            raise ValueError(
+                f"report_to={tracker}, but {tracker} is not installed: install it or pass --report_to none"
+            )
+    if "trackio" in (training_args.report_to or []) and not training_args.trackio_space_id:
+        logger.info(
+            "trackio logs to a local database; browse it with `trackio show --project %s`", training_args.project
+        )
+
+
+def plot_loss_curve(log_history: list[dict], path: str | Path) -> Path:
+    """Training loss per logging step and validation loss per evaluation, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [(entry["step"], entry["loss"]) for entry in log_history if "loss" in entry]
+    evaluation = [(entry["step"], entry["eval_loss"]) for entry in log_history if "eval_loss" in entry]
+    if not train and not evaluation:
+        raise ValueError("No loss was logged: set logging_steps no larger than the number of steps")
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for points, label, style in ((train, "train", "-"), (evaluation, "validation", "o--")):
+        if points:
+            axes.plot(*zip(*points, strict=True), style, label=label)
+    axes.set_xlabel("optimizer step")
+    axes.set_ylabel("loss (completion tokens)")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    path = Path(path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
+        figure.savefig(tmp.name, dpi=100)
+    plt.close(figure)
+    os.replace(tmp.name, path)
+    return path
+
+
+def resolved_sha(repo_id: str, revision: str | None, repo_type: str) -> str | None:
+    """The commit a Hub revision points at, or None for a local folder."""
+    if os.path.isdir(repo_id):
+        return None
+    from huggingface_hub import HfApi
+
+    return HfApi().repo_info(repo_id, revision=revision, repo_type=repo_type).sha
+
+
+def framework_versions() -> dict[str, str]:
+    import datasets
+    import peft
+    import transformers
+    import trl
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "trl": trl.__version__,
+        "peft": peft.__version__,
+        "datasets": datasets.__version__,
+    }
+
+
+def training_summary(
+    script_args: AdapterScriptArguments,
+    training_args: SFTConfig,
+    model_args: ModelConfig,
+    trainer: SFTTrainer,
+    eval_metrics: dict[str, float],
+    widget_example: dict | None,
+) -> dict[str, Any]:
+    """Everything the model card needs, written beside the adapter as training_summary.json."""
+    eval_loss = eval_metrics.get("eval_loss")
+    return {
+        "task": script_args.task,
+        "prompt_version": prompts.PROMPT_VERSION,
+        "base_model": model_args.model_name_or_path,
+        "base_model_revision": model_args.model_revision,
+        "base_model_sha": resolved_sha(model_args.model_name_or_path, model_args.model_revision, "model"),
+        "dataset": script_args.dataset_name,
+        "dataset_config": script_args.dataset_config,
+        "dataset_revision": script_args.dataset_revision,
+        "dataset_sha": resolved_sha(script_args.dataset_name, script_args.dataset_revision, "dataset"),
+        "train_split": script_args.dataset_train_split,
+        "eval_split": script_args.dataset_test_split,
+        "train_examples": len(trainer.train_dataset),
+        "eval_examples": len(trainer.eval_dataset) if trainer.eval_dataset is not None else 0,
+        "all_summaries": script_args.all_summaries,
+        "license": script_args.license,
+        "eval_loss": eval_loss,
+        "perplexity": math.exp(eval_loss) if eval_loss is not None else None,
+        "global_step": trainer.state.global_step,
+        "train_runtime_s": next((e["train_runtime"] for e in trainer.state.log_history if "train_runtime" in e), None),
+        "hyperparameters": {
+            "learning_rate": training_args.learning_rate,
+            "lr_scheduler_type": getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type),
+            "warmup_steps": training_args.warmup_steps,
+            "num_train_epochs": training_args.num_train_epochs,
+            "max_steps": training_args.max_steps,
+            "per_device_train_batch_size": training_args.per_device_train_batch_size,
+            "gradient_accumulation_steps": training_args.gradient_accumulation_steps,
+            "world_size": training_args.world_size,
+            "max_length": training_args.max_length,
+            "seed": training_args.seed,
+            "lora_r": model_args.lora_r,
+            "lora_alpha": model_args.lora_alpha,
+            "lora_dropout": model_args.lora_dropout,
+            "lora_target_modules": model_args.lora_target_modules,
+            "load_in_4bit": model_args.load_in_4bit,
+            "dtype": model_args.dtype,
+        },
+        "widget": widget_example,
+        "framework_versions": framework_versions(),
+    }
+
+
+def widget_example(script_args: AdapterScriptArguments, eval_dataset) -> dict | None:
+    """The first validation prompt, for the card's widget (built by the prompt module when the splits were made)."""
+    if eval_dataset is None or len(eval_dataset) == 0:
+        return None
+    row = eval_dataset[0]
+    return {"conversation_id": row["conversation_id"], "messages": row["prompt"]}
+
+
+def final_eval_metrics(trainer: SFTTrainer) -> dict[str, float]:
+    """The evaluation at the last step: the one the run logged, or a new one (which trackio files as a new run)."""
+    for entry in reversed(trainer.state.log_history):
+        if "eval_loss" in entry and entry["step"] == trainer.state.global_step:
+            return entry
+    return trainer.evaluate()
+
+
+def train(
+    script_args: AdapterScriptArguments,
+    training_args: SFTConfig,
+    model_args: ModelConfig,
+    callbacks: list[TrainerCallback] | None = None,
+) -> SFTTrainer:
+    """Train, evaluate and save the adapter, tokenizer, loss curve and training summary to output_dir."""
+    if script_args.push and not training_args.hub_model_id:
+        raise ValueError("--push needs --hub_model_id (the adapter repo, e.g. org/summarizer-lora)")
+    check_report_to(training_args)
+    train_dataset, eval_dataset = load_sft_splits(script_args)
+    trainer = build_trainer(script_args, training_args, model_args, train_dataset, eval_dataset, callbacks)
+    trainer.train(resume_from_checkpoint=resume_checkpoint(script_args, training_args))
+    eval_metrics = final_eval_metrics(trainer) if eval_dataset is not None else {}
+    output_dir = Path(training_args.output_dir)
+    trainer.save_model(str(output_dir))  # the adapter, and the tokenizer (the processing class)
+    if trainer.is_world_process_zero():
+        plot_loss_curve(trainer.state.log_history, output_dir / LOSS_CURVE_FILE)
+        summary = training_summary(
+            script_args, training_args, model_args, trainer, eval_metrics, widget_example(script_args, eval_dataset)
+        )
+        tmp = output_dir / f".{SUMMARY_FILE}.tmp"
+        tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, output_dir / SUMMARY_FILE)
+        if script_args.push:
+            push_adapter(output_dir, training_args.hub_model_id, script_args.release_tag)
+    return trainer
+
+
+def parse_args(args: list[str] | None = None):
+    """(script_args, training_args, model_args) from `--config recipe.yaml` and CLI overrides."""
+    from trl import TrlParser
+
+    parser = TrlParser((AdapterScriptArguments, AdapterSFTConfig, ModelConfig))
+    return parser.parse_args_and_config(args)
