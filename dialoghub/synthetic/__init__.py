@@ -1,0 +1,70 @@
+"""`org/synthetic-dialogues`: Customer/Agent dialogues generated from summaries, filtered, resumable, published.
+
+- `filters`: parsing a generated text into turns, and the quality filters (each with a reason code);
+- `shards`: the resumable store (one atomically written shard per generated batch);
+- `run`: candidates, few-shot prompts, generation and filtering (`generate_dialogues`);
+- `publish`: parquet, card and tagged push.
+
+`generate_and_publish` is the one call the pipeline needs; `scripts/generate_dialogues.py` is the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from dialoghub.synthetic.run import (
+    DEFAULT_GENERATOR_ADAPTER,
+    DEFAULT_SUMMARIZER_ADAPTER,
+    SyntheticConfig,
+    default_few_shot,
+    generate_dialogues,
+    resolve_auto,
+)
+
+logger = logging.getLogger(__name__)
+
+PIPELINE_SPLITS = {"train": 20, "validation": 5, "test": 5}
+
+
+def default_repo_id() -> str:
+    from dialoghub.paths import project_org
+
+    return f"{project_org()}/synthetic-dialogues"
+
+
+def generate_and_publish(
+    repo_id: str | None = None,
+    *,
+    tag: str | None = "v1.0",
+    splits: dict[str, int] | None = None,
+    adapter: str | None = "auto",
+    summarizer_adapter: str | None = "auto",
+    few_shot: int | None = None,
+    work_dir: str | Path | None = None,
+    progress: bool = True,
+    **config,
+) -> str:
+    """Generate (resuming any earlier run of the same settings), filter and push; returns the commit sha.
+
+    Defaults: SmolLM2 from the Hub, plus `org/dialogue-generator-lora` if it exists ("auto"); 1-shot prompts
+    without an adapter, zero-shot with one; round-trip filtering with `org/summarizer-lora` on its own base if that
+    exists; 20/5/5 dialogues. Other `SyntheticConfig` fields go in `config`.
+    """
+    from dialoghub.synthetic.publish import publish
+
+    adapter = resolve_auto(adapter, DEFAULT_GENERATOR_ADAPTER)
+    run_config = SyntheticConfig(
+        splits=dict(splits or PIPELINE_SPLITS),
+        adapter=adapter,
+        few_shot=default_few_shot(adapter) if few_shot is None else few_shot,
+        summarizer_adapter=resolve_auto(summarizer_adapter, DEFAULT_SUMMARIZER_ADAPTER),
+        **config,
+    )
+    result = generate_dialogues(run_config, work_dir=work_dir, progress=progress)
+    published = publish(result, repo_id or default_repo_id(), tag=tag)
+    logger.info("Published %s at %s", published.repo_id, published.commit)
+    return published.commit
+
+
+__all__ = ["PIPELINE_SPLITS", "SyntheticConfig", "default_repo_id", "generate_and_publish", "generate_dialogues"]

@@ -1,0 +1,326 @@
+"""The synthetic-dialogues dataset repo: deterministic parquet for the `default` and `rejected` configs, the card
+with every filter count, and the tagged push (the same rows re-pushed make no new commit)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dialoghub import prompts
+from dialoghub.data.files import atomic_write
+from dialoghub.data.tweetsumm import (
+    PARQUET_COMPRESSION,
+    ROW_GROUP_SIZE,
+    DataFile,
+    PublishResult,
+    TagConflictError,
+    _differences,
+    parquet_path,
+    size_category,
+)
+from dialoghub.paths import REPO_ROOT
+from dialoghub.synthetic import filters
+from dialoghub.synthetic.run import RunResult, few_shot_messages, filter_counts, stop_reasons
+
+CONFIGS = ("default", "rejected")
+CARD_TEMPLATE = REPO_ROOT / "datasets_repo" / "synthetic-dialogues" / "README.md.j2"
+DATA_LICENSE = "cc-by-nc-sa-4.0"
+
+
+class NothingToPublishError(RuntimeError):
+    """A split has no row that passed the filters; nothing was pushed."""
+
+
+def features():
+    """One schema for both configs (a rejected row has an empty or partial dialogue and its reasons)."""
+    from datasets import Features, List, Value
+
+    return Features(
+        {
+            "conversation_id": Value("string"),
+            "dialogue": List({"role": Value("string"), "text": Value("string")}),
+            "summary": Value("string"),
+            "summaries": List(Value("string")),
+            "num_turns": Value("int32"),
+            "num_customer_turns": Value("int32"),
+            "num_agent_turns": Value("int32"),
+            "dialogue_num_words": Value("int32"),
+            "source_dataset": Value("string"),
+            "source_revision": Value("string"),
+            "source_conversation_id": Value("string"),
+            "source_summary_index": Value("int32"),
+            "model_id": Value("string"),
+            "model_revision": Value("string"),
+            "adapter_id": Value("string"),
+            "adapter_revision": Value("string"),
+            "prompt_version": Value("string"),
+            "few_shot_ids": List(Value("string")),
+            "generation_config": Value("string"),
+            "seed": Value("int64"),
+            "raw_text": Value("string"),
+            "stop_reason": Value("string"),
+            "toxicity": Value("float64"),
+            "round_trip_summary": Value("string"),
+            "round_trip_rouge_l": Value("float64"),
+            "reasons": List(Value("string")),
+            "details": List(Value("string")),
+            "duplicate_of": Value("string"),
+        }
+    )
+
+
+def to_record(row: dict, result: RunResult) -> dict:
+    provenance = result.provenance
+    generator = provenance["generator"]
+    dialogue = row["dialogue"]
+    return {
+        "conversation_id": row["conversation_id"],
+        "dialogue": dialogue,
+        "summary": row["summary"],
+        "summaries": [row["summary"]],
+        "num_turns": len(dialogue),
+        "num_customer_turns": sum(turn["role"] == prompts.CUSTOMER for turn in dialogue),
+        "num_agent_turns": sum(turn["role"] == prompts.AGENT for turn in dialogue),
+        "dialogue_num_words": sum(len(turn["text"].split()) for turn in dialogue),
+        "source_dataset": provenance["source"]["repo_id"],
+        "source_revision": provenance["source"]["sha"],
+        "source_conversation_id": row["source_conversation_id"],
+        "source_summary_index": row["source_summary_index"],
+        "model_id": generator["model_id"],
+        "model_revision": generator["model_sha"],
+        "adapter_id": generator["adapter_id"],
+        "adapter_revision": generator["adapter_sha"],
+        "prompt_version": generator["prompt_version"],
+        "few_shot_ids": row["few_shot_ids"],
+        "generation_config": json.dumps(provenance["generation"], sort_keys=True),
+        "seed": row["seed"],
+        "raw_text": row["raw_text"],
+        "stop_reason": row["stop_reason"],
+        "toxicity": row["toxicity"],
+        "round_trip_summary": row["round_trip_summary"],
+        "round_trip_rouge_l": row["round_trip_rouge_l"],
+        "reasons": row["reasons"],
+        "details": row["details"],
+        "duplicate_of": row["duplicate_of"],
+    }
+
+
+def published_rows(result: RunResult) -> dict[str, dict[str, list[dict]]]:
+    """`rows[config][split]`; a split without rejected rows is left out of `rejected`."""
+    empty = [split for split in result.config.splits if not result.kept(split)]
+    if empty:
+        raise NothingToPublishError(
+            f"no generated dialogue passed the filters in split(s) {empty} (see {result.work_dir}); nothing pushed"
+        )
+    rows = {
+        "default": {split: [to_record(row, result) for row in result.kept(split)] for split in result.config.splits},
+        "rejected": {
+            split: [to_record(row, result) for row in result.rejected(split)]
+            for split in result.config.splits
+            if result.rejected(split)
+        },
+    }
+    return {config: splits for config, splits in rows.items() if splits}
+
+
+def parquet_bytes(rows: list[dict]) -> tuple[bytes, int]:
+    """Same rows, same bytes (fixed writer settings, as for tweetsumm-clean), and the table's Arrow size."""
+    table = pa.Table.from_pylist(rows, schema=features().arrow_schema)
+    buffer = io.BytesIO()
+    pq.write_table(
+        table,
+        buffer,
+        row_group_size=ROW_GROUP_SIZE,
+        compression=PARQUET_COMPRESSION,
+        use_dictionary=True,
+        write_statistics=True,
+    )
+    return buffer.getvalue(), table.nbytes
+
+
+def card_data(rows: dict[str, dict[str, list[dict]]], data_files: list[DataFile], result: RunResult):
+    from datasets.info import DatasetInfo, DatasetInfosDict
+    from datasets.splits import SplitDict, SplitInfo
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCardData
+
+    source = result.provenance["source"]["repo_id"]
+    card = DatasetCardData(
+        pretty_name="Synthetic customer-support dialogues",
+        license=DATA_LICENSE,
+        language=["en"],
+        task_categories=["text-generation", "summarization"],
+        size_categories=[size_category(sum(len(split_rows) for split_rows in rows["default"].values()))],
+        source_datasets=[source],
+        multilinguality="monolingual",
+        language_creators=["machine-generated"],
+        annotations_creators=["machine-generated"],
+        tags=["synthetic", "dialogue", "customer-support", "dialogue-summarization", "tweetsumm"],
+    )
+    infos = {}
+    for config in rows:
+        files = [file for file in data_files if file.config == config]
+        splits = SplitDict({file.split: SplitInfo(file.split, file.num_bytes, file.num_examples) for file in files})
+        infos[config] = DatasetInfo(
+            features=features(),
+            config_name=config,
+            splits=splits,
+            download_size=sum(file.size for file in files),
+            dataset_size=sum(file.num_bytes for file in files),
+        )
+    DatasetInfosDict(infos).to_dataset_card_data(card)
+    configs = {
+        config: {
+            "data_files": [{"split": file.split, "path": file.path} for file in data_files if file.config == config],
+            **({"default": True} if config == "default" else {}),
+        }
+        for config in rows
+    }
+    MetadataConfigs(configs).to_dataset_card_data(card)
+    return card
+
+
+def model_license(generator: dict) -> str | None:
+    """The licence in the generator model's card metadata at the commit used (None for a local folder)."""
+    if generator["model_sha"] is None:
+        return None
+    from huggingface_hub import HfApi
+
+    info = HfApi().model_info(generator["model_id"], revision=generator["model_sha"])
+    license_id = (info.card_data or {}).get("license") if info.card_data else None
+    return str(license_id) if license_id else None
+
+
+def _mean(values: list[float]) -> str:
+    return f"{statistics.fmean(values):.1f}" if values else "-"
+
+
+def split_statistics(result: RunResult, split: str, published: list[dict]) -> dict:
+    generated = result.rows[split]
+    return {
+        "target": result.config.splits[split],
+        "candidates": result.source_sizes[split],
+        "generated": len(generated),
+        "kept": sum(row["status"] == "kept" for row in generated),
+        "published": len(published),
+        "rejected": len(result.rejected(split)),
+        "surplus": result.surplus(split),
+        "turns": _mean([row["num_turns"] for row in published]),
+        "words": _mean([row["dialogue_num_words"] for row in published]),
+        "round_trip": _mean(
+            [100 * row["round_trip_rouge_l"] for row in published if row["round_trip_rouge_l"] is not None]
+        ),
+    }
+
+
+def example_prompt(result: RunResult) -> list[dict]:
+    """The messages of the generate prompt, with placeholders where each row's summary (and examples) go."""
+    k = result.config.few_shot
+    placeholder_dialogue = [
+        {"role": prompts.CUSTOMER, "text": "<example dialogue, one turn per line>"},
+        {"role": prompts.AGENT, "text": "..."},
+    ]
+    return few_shot_messages("<summary>", [(f"<example summary {i + 1}>", placeholder_dialogue) for i in range(k)])
+
+
+def render_card(result: RunResult, rows, data_files: list[DataFile], repo_id: str, tag: str | None):
+    from huggingface_hub import DatasetCard
+
+    all_rows = result.all_rows()
+    reasons = {}
+    for row in all_rows:
+        for reason in row["reasons"]:
+            reasons[reason] = reasons.get(reason, 0) + 1
+    return DatasetCard.from_template(
+        card_data(rows, data_files, result),
+        template_path=str(CARD_TEMPLATE),
+        repo_id=repo_id,
+        tag=tag,
+        provenance=result.provenance,
+        targets=result.config.splits,
+        statistics={split: split_statistics(result, split, rows["default"][split]) for split in result.config.splits},
+        totals={
+            "generated": len(all_rows),
+            "kept": sum(row["status"] == "kept" for row in all_rows),
+            "published": sum(len(split_rows) for split_rows in rows["default"].values()),
+            "rejected": sum(row["status"] == "rejected" for row in all_rows),
+            "quotes_stripped": sum(row["quotes_stripped"] for row in all_rows),
+            "trailing_text_dropped": sum(row["trailing_text_dropped"] for row in all_rows),
+        },
+        filter_counts=filter_counts(all_rows),
+        filter_names=filters.FILTERS,
+        stop_reasons=stop_reasons(all_rows),
+        prompt_json=json.dumps(example_prompt(result), indent=2, ensure_ascii=False),
+        generation_json=json.dumps(result.provenance["generation"], indent=2, sort_keys=True),
+        model_license=model_license(result.provenance["generator"]),
+        data_license=DATA_LICENSE,
+        parquet={"pyarrow": pa.__version__, "row_group_size": ROW_GROUP_SIZE, "compression": PARQUET_COMPRESSION},
+        data_files=data_files,
+        configs=list(rows),
+    )
+
+
+def write_dataset_folder(result: RunResult, folder: Path, repo_id: str, tag: str | None) -> list[DataFile]:
+    rows = published_rows(result)
+    data_files = []
+    for config, splits in rows.items():
+        for split, split_rows in splits.items():
+            content, num_bytes = parquet_bytes(split_rows)
+            path = parquet_path(config, split)
+            atomic_write(folder / path, content)
+            digest = hashlib.sha256(content).hexdigest()
+            data_files.append(DataFile(path, config, split, len(split_rows), num_bytes, len(content), digest))
+    card = render_card(result, rows, data_files, repo_id, tag)
+    atomic_write(folder / "README.md", str(card).encode("utf-8"))
+    return data_files
+
+
+def publish(result: RunResult, repo_id: str, *, tag: str | None = None, api=None) -> PublishResult:
+    """Push the run to the dataset repo `repo_id` in one commit; tag it with `tag` if that tag is new.
+
+    Like tweetsumm-clean: unchanged files are not re-uploaded, so the same rows make no new commit; an existing tag
+    is never moved, and one pointing at other data files stops the push with `TagConflictError`.
+    """
+    from huggingface_hub import HfApi
+
+    api = api or HfApi()
+    with tempfile.TemporaryDirectory(prefix="synthetic-dialogues-") as temporary:
+        folder = Path(temporary)
+        data_files = write_dataset_folder(result, folder, repo_id, tag)
+        api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
+        head = api.dataset_info(repo_id).sha
+        tag_commit = None
+        if tag is not None:
+            refs = api.list_repo_refs(repo_id, repo_type="dataset").tags
+            tag_commit = next((ref.target_commit for ref in refs if ref.name == tag), None)
+            changed = _differences(api, repo_id, tag_commit, folder) if tag_commit is not None else []
+            if changed_data := [path for path in changed if path != "README.md"]:
+                raise TagConflictError(
+                    f"{repo_id}: tag {tag!r} already points at commit {tag_commit}, whose data files differ from "
+                    f"this run ({', '.join(changed_data)}). Nothing was pushed. Publish under a new tag."
+                )
+        sizes = ", ".join(f"{split} {len(result.kept(split))}" for split in result.config.splits)
+        generator = result.provenance["generator"]
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            repo_type="dataset",
+            folder_path=folder,
+            commit_message=f"Synthetic dialogues ({sizes})",
+            commit_description=f"Generated by {generator['model_id']}@{generator['model_sha']}"
+            + (f" + {generator['adapter_id']}@{generator['adapter_sha']}" if generator["adapter_id"] else ""),
+            delete_patterns=["data/**"],
+        ).oid
+    tag_created = tag is not None and tag_commit is None
+    if tag_created:
+        api.create_tag(
+            repo_id, tag=tag, revision=commit, repo_type="dataset", tag_message=f"synthetic dialogues {tag}"
+        )
+        tag_commit = commit
+    return PublishResult(repo_id, commit, commit != head, tag, tag_commit, tag_created, data_files)

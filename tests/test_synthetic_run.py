@@ -1,0 +1,299 @@
+"""Generating, filtering, resuming and publishing synthetic dialogues end to end, through the real embedded Hub, with
+the scripted tiny generator (tests/scripted_model.py): half its dialogues end properly, half loop until cut."""
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+import torch
+from datasets import load_dataset
+from huggingface_hub import DatasetCard, HfApi
+
+from dialoghub import prompts
+from dialoghub.generation import GenerationSettings, load_generator
+from dialoghub.paths import REPO_ROOT
+from dialoghub.synthetic import filters, generate_and_publish
+from dialoghub.synthetic.filters import FilterConfig
+from dialoghub.synthetic.publish import features, publish
+from dialoghub.synthetic.run import (
+    Candidate,
+    DialogueFactory,
+    FewShotPool,
+    SyntheticConfig,
+    filter_counts,
+    generate_dialogues,
+)
+from dialoghub.synthetic.shards import RunMismatchError
+from tests.scripted_model import AGENT_CLOSINGS, dialogue_script, save_scripted_model
+from tests.tiny_models import tiny_tweetsumm
+
+SOURCE_SIZES = {"train": 24, "validation": 6, "test": 6}
+SMALL_SOURCE_SIZES = {"train": 10, "validation": 3, "test": 3}
+SCRIPT = REPO_ROOT / "scripts" / "generate_dialogues.py"
+
+
+@pytest.fixture(scope="module")
+def setup(hub, tmp_path_factory):
+    api = HfApi(endpoint=hub.endpoint)
+    folder = save_scripted_model(tmp_path_factory.mktemp("scripted"), dialogue_script(loop_after_closing=True))
+    model = "tests/synthetic-generator"
+    api.create_repo(model, exist_ok=True)
+    api.create_tag(model, tag="v1", revision=api.upload_folder(repo_id=model, folder_path=folder).oid)
+    tiny_tweetsumm(**SOURCE_SIZES).push_to_hub("tests/synthetic-source")
+    tiny_tweetsumm(**SMALL_SOURCE_SIZES).push_to_hub("tests/synthetic-source-small")
+    return {"model": f"{model}@v1", "source": "tests/synthetic-source", "small_source": "tests/synthetic-source-small"}
+
+
+def small_config(setup, **overrides) -> SyntheticConfig:
+    values = {
+        "source": setup["source"],
+        "model": setup["model"],
+        "splits": {"train": 5, "validation": 2, "test": 2},
+        "generation": GenerationSettings(max_new_tokens=40, do_sample=True, stop_loops=3, batch_size=4),
+        "seed": 1,
+    }
+    return SyntheticConfig(**(values | overrides))
+
+
+def candidate_ids(source: str) -> dict[str, list[str]]:
+    dataset = load_dataset(source)
+    return {
+        split: [
+            f"synthetic-{row['conversation_id']}-{index}"
+            for row in dataset[split]
+            for index in range(len(row["summaries"]))
+        ]
+        for split in dataset
+    }
+
+
+def test_generate_filter_publish_and_load(setup, hub_api, repo_name, tmp_path):
+    result = generate_dialogues(small_config(setup), work_dir=tmp_path / "work", progress=False)
+    for split, target in result.config.splits.items():
+        kept = result.kept(split)
+        assert len(kept) == target
+        assert all(len(row["dialogue"]) == 4 and row["reasons"] == [] for row in kept)
+        looped = [row for row in result.rows[split] if row["stop_reason"] == "loop"]
+        assert all(row["status"] == "rejected" and filters.REPETITION in row["reasons"] for row in looped)
+    assert any(row["stop_reason"] == "loop" for row in result.all_rows()), "the script loops half the time"
+    assert result.provenance["generator"]["model_revision"] == "v1"
+    assert (
+        result.provenance["generator"]["model_sha"]
+        == hub_api.model_info(setup["model"].split("@")[0], revision="v1").sha
+    )
+
+    commit = publish(result, repo_name, tag="v1.0").commit
+    dataset = load_dataset(repo_name, revision="v1.0")
+    rejected = load_dataset(repo_name, "rejected", revision="v1.0")
+    assert {split: dataset[split].num_rows for split in dataset} == result.config.splits
+    assert dataset["train"].features == features()
+    row = dataset["train"][0]
+    assert row["summaries"] == [row["summary"]]
+    assert row["model_id"] == "tests/synthetic-generator" and len(row["model_revision"]) == 40
+    assert row["adapter_id"] is None and row["prompt_version"] == prompts.PROMPT_VERSION
+    assert GenerationSettings.from_json(row["generation_config"]) == result.config.generation
+    assert result.config.generation.seed == 1
+    assert row["dialogue"][-1]["text"] in [closing.strip().removeprefix("Agent: ") for closing in AGENT_CLOSINGS]
+    published = [row for split in rejected for row in rejected[split]]
+    assert len(published) == sum(len(result.rejected(split)) for split in result.config.splits)
+    assert all(row["reasons"] and row["details"] for row in published)
+
+    # The card states every filter count, and they agree with the published rejected rows.
+    card = DatasetCard.load(repo_name, repo_type="dataset")
+    counts = filter_counts(result.all_rows())
+    assert [count["name"] for count in counts] == list(filters.FILTERS)
+    reasons = Counter(reason for row in published for reason in row["reasons"])
+    table = card.text.split("## Filters")[1].split("Thresholds:")[0].splitlines()
+    for count in counts:
+        line = next(line for line in table if line.startswith(f"| `{count['name']}` | "))
+        assert line.endswith(f"| {count['examined']} | {count['rejected']} |"), line
+        assert count["rejected"] == reasons[count["name"]]
+    assert "not applied: no summarizer was given" in card.text
+    assert card.data.license == "cc-by-nc-sa-4.0"
+    assert "CC BY-NC-SA 4.0" in card.text
+
+    # Re-publishing the same rows makes no commit; a resumed run with nothing left to do gives the same rows.
+    again = generate_dialogues(small_config(setup), work_dir=tmp_path / "work", progress=False)
+    assert again.rows == result.rows
+    commits = len(hub_api.list_repo_commits(repo_name, repo_type="dataset"))
+    assert publish(again, repo_name, tag="v1.0").commit == commit
+    assert len(hub_api.list_repo_commits(repo_name, repo_type="dataset")) == commits
+
+
+def test_generate_and_publish_is_the_one_call_of_the_pipeline(setup, hub_api, repo_name, tmp_path):
+    commit = generate_and_publish(
+        repo_name,
+        splits={"test": 1},
+        source=setup["source"],
+        model=setup["model"],
+        generation=GenerationSettings(max_new_tokens=40, do_sample=True, stop_loops=3, batch_size=4),
+        # The scripted model as round-trip "summarizer", with a threshold every row passes: the wiring, not quality.
+        summarizer=setup["model"],
+        filters=FilterConfig(round_trip_min_rouge_l=0.0),
+        work_dir=tmp_path,
+        progress=False,
+    )
+    assert commit == hub_api.dataset_info(repo_name).sha
+    refs = hub_api.list_repo_refs(repo_name, repo_type="dataset")
+    assert [(ref.name, ref.target_commit) for ref in refs.tags] == [("v1.0", commit)]
+    dataset = load_dataset(repo_name, split="test", revision=commit)
+    assert dataset.num_rows == 1
+    assert len(dataset[0]["few_shot_ids"]) == 1, "1-shot without an adapter (none on this Hub)"
+    assert dataset[0]["round_trip_summary"].startswith("Customer: ")
+    assert 0.0 <= dataset[0]["round_trip_rouge_l"] <= 1.0
+    card = DatasetCard.load(repo_name, repo_type="dataset")
+    assert f"| round-trip summarizer | `{setup['model'].split('@')[0]}@" in card.text
+    assert "not applied" not in card.text
+
+
+def test_few_shot_prompts_draw_other_conversations_with_the_seed(setup, tmp_path):
+    config = small_config(setup, few_shot=2, splits={"train": 2, "test": 1})
+    result = generate_dialogues(config, work_dir=tmp_path / "a", progress=False)
+    rows = result.all_rows()
+    assert all(len(row["few_shot_ids"]) == 2 for row in rows)
+    assert all(row["source_conversation_id"] not in row["few_shot_ids"] for row in rows)
+    assert all(example.startswith("train-") for row in rows for example in row["few_shot_ids"])
+    assert len({tuple(row["few_shot_ids"]) for row in rows}) > 1
+    same = generate_dialogues(config, work_dir=tmp_path / "b", progress=False)
+    assert [row["few_shot_ids"] for row in same.all_rows()] == [row["few_shot_ids"] for row in rows]
+
+
+def test_few_shot_examples_are_short_dialogues_other_than_the_row_s_own():
+    def row(conversation_id, words):
+        text = " ".join(["word"] * words)
+        dialogue = [{"role": "Customer", "text": text}, {"role": "Agent", "text": "ok"}]
+        return {
+            "conversation_id": conversation_id,
+            "summaries": [f"summary of {conversation_id}"],
+            "dialogue": dialogue,
+        }
+
+    rows = [row("short-1", 20), row("short-2", 30), row("short-3", 40), row("long", 400)]
+    pool = FewShotPool(rows, SyntheticConfig(few_shot=1, few_shot_max_words=100))
+    drawn = {pool.draw(Candidate(f"short-{index % 3 + 1}", index, "s"))[0]["id"] for index in range(30)}
+    assert drawn == {"short-1", "short-2", "short-3"}
+    assert all(pool.draw(Candidate("short-1", index, "s"))[0]["id"] != "short-1" for index in range(30)), (
+        "never the row's own conversation"
+    )
+    with pytest.raises(ValueError, match="3-shot needs more than 3 dialogues of at most 100 words"):
+        FewShotPool(rows, SyntheticConfig(few_shot=3, few_shot_max_words=100))
+
+
+def test_round_trip_filter_scores_the_summary_of_the_generated_dialogue(setup):
+    summarizer = load_generator(setup["model"])
+    # The scripted model answers any prompt greedily with the same dialogue: use that as a "summary".
+    echo = summarizer.generate(
+        [prompts.summarize_messages([{"role": "Customer", "text": "hi"}])], GenerationSettings(max_new_tokens=12)
+    )[0].text
+    config = small_config(setup, filters=FilterConfig(round_trip_min_rouge_l=0.5))
+    factory = DialogueFactory(config, summarizer, summarizer)
+    dialogue = [{"role": "Customer", "text": "My phone is broken."}, {"role": "Agent", "text": "Please DM us."}]
+    rows = [
+        {
+            "conversation_id": "a",
+            "summary": " ".join(echo.split()),
+            "dialogue": dialogue,
+            "reasons": [],
+            "details": [],
+        },
+        {
+            "conversation_id": "b",
+            "summary": "Nothing in common here.",
+            "dialogue": dialogue,
+            "reasons": [],
+            "details": [],
+        },
+    ]
+    factory._round_trip(rows)
+    assert rows[0]["round_trip_rouge_l"] == pytest.approx(1.0) and rows[0]["reasons"] == []
+    assert rows[1]["round_trip_rouge_l"] < 0.5 and rows[1]["reasons"] == [filters.ROUND_TRIP]
+    assert rows[1]["details"][0].startswith("round_trip: ROUGE-L 0.")
+
+
+def test_bad_settings_and_sources_give_clear_errors(setup, tmp_path):
+    with pytest.raises(ValueError, match="two output splits sharing a source split"):
+        generate_dialogues(small_config(setup, source_splits={"validation": "test"}), progress=False)
+    with pytest.raises(ValueError, match=r"has no column \['summary'\]"):
+        generate_dialogues(small_config(setup, summary_column="summary"), progress=False)
+    with pytest.raises(ValueError, match=r"has no split \['dev'\]"):
+        generate_dialogues(small_config(setup, source_splits={"test": "dev"}), progress=False)
+    generate_dialogues(small_config(setup, splits={"test": 1}), work_dir=tmp_path, progress=False)
+    with pytest.raises(RunMismatchError, match="differing: .*seed"):
+        generate_dialogues(small_config(setup, splits={"test": 1}, seed=2), work_dir=tmp_path, progress=False)
+
+
+def cli_args(setup, work_dir, repo_id) -> list[str]:
+    return [
+        "--source", setup["small_source"], "--model", setup["model"], "--adapter", "none",
+        "--summarizer-adapter", "none",
+        # Targets above what the source holds: every candidate is generated, so the expected ids are known.
+        "--splits", "train=1000,validation=1000,test=1000",
+        # No repetition penalty: the end-of-turn token is in the prompt, and the script needs it as likely as a loop.
+        "--batch-size", "2", "--max-new-tokens", "400", "--stop-loops", "0", "--repetition-penalty", "1.0",
+        "--seed", "3", "--few-shot", "1",
+        "--work-dir", str(work_dir), "--repo-id", repo_id, "--tag", "v1.0", "--no-progress",
+    ]  # fmt: skip
+
+
+def run_cli(setup, work_dir, repo_id, log_path):
+    command = [sys.executable, str(SCRIPT), *cli_args(setup, work_dir, repo_id)]
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    # One thread: for a model this small, syncing two threads costs more than it saves (a lot more on a busy CPU).
+    environment = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=REPO_ROOT)
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("generate_dialogues", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def shard_contents(work_dir) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted((work_dir / "shards").glob("*.jsonl"))}
+
+
+def test_a_killed_run_resumes_without_loss_or_duplicates(setup, repo_name, tmp_path):
+    work_dir, log = tmp_path / "work", tmp_path / "cli.log"
+    process = run_cli(setup, work_dir, repo_name, log)
+    deadline = time.monotonic() + 300
+    while len(shard_contents(work_dir) if (work_dir / "shards").is_dir() else {}) < 3:
+        assert process.poll() is None, f"the run ended before it could be killed:\n{log.read_text()}"
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    before = shard_contents(work_dir)
+    expected = candidate_ids(setup["small_source"])
+    chunks = sum(-(-len(ids) // 2) for ids in expected.values())
+    assert 3 <= len(before) < chunks, "killed mid-run"
+
+    process = run_cli(setup, work_dir, repo_name, log)
+    assert process.wait(timeout=600) == 0, log.read_text()
+    after = shard_contents(work_dir)
+    assert len(after) == chunks
+    assert {name: after[name] for name in before} == before, "finished shards are kept, never regenerated"
+
+    default = load_dataset(repo_name, revision="v1.0")
+    rejected = load_dataset(repo_name, "rejected", revision="v1.0")
+    for split, ids in expected.items():
+        published = list(default[split]["conversation_id"])
+        published += list(rejected[split]["conversation_id"]) if split in rejected else []
+        assert sorted(published) == sorted(ids), f"{split}: every candidate exactly once"
+
+    # The resumed run wrote exactly what an uninterrupted run writes.
+    script = load_script()
+    config = script.build_config(script.parse_args(cli_args(setup, tmp_path / "uninterrupted", repo_name)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        generate_dialogues(config, work_dir=tmp_path / "uninterrupted", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert shard_contents(tmp_path / "uninterrupted") == after
