@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from dialoghub.data.tweetsumm import TagConflictError
+from dialoghub.data.parquet_repo import TagConflictError
 from dialoghub.generation import BACKENDS, GenerationSettings
 from dialoghub.hub.embedded import hub_session
 from dialoghub.synthetic import default_repo_id

@@ -10,19 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import statistics
 import subprocess
-import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dialoghub.data.cleaning import Cleaner, CleaningOptions
 from dialoghub.data.files import atomic_write
+from dialoghub.data.parquet_repo import (
+    PARQUET_COMPRESSION,
+    ROW_GROUP_SIZE,
+    DataFile,
+    PublishResult,
+    add_dataset_info,
+    publish_dataset,
+    size_category,
+    write_parquet_files,
+)
 from dialoghub.data.readers import SourceData, SourceError, read_source
 from dialoghub.data.records import AGENT, CUSTOMER, SPLITS, Dialog, Rejection, Turn
 from dialoghub.data.validation import (
@@ -42,9 +49,6 @@ CARD_TEMPLATE = REPO_ROOT / "datasets_repo" / "tweetsumm-clean" / "README.md.j2"
 # builder provenance on the card. Not HEAD: a commit elsewhere in the project would otherwise change the card, make a
 # new dataset commit on every rebuild and move it away from its tag.
 BUILDER_PATHS = ("dialoghub/data", "scripts/build_tweetsumm.py", "datasets_repo/tweetsumm-clean")
-# Fixed, so the files never depend on pyarrow's defaults; one row group holds a whole TweetSumm split.
-ROW_GROUP_SIZE = 1000
-PARQUET_COMPRESSION = "snappy"
 CITATION = """@inproceedings{feigenblat-etal-2021-tweetsumm-dialog,
     title = "{TWEETSUMM} - A Dialog Summarization Dataset for Customer Service",
     author = "Feigenblat, Guy  and Gunasekara, Chulaka  and Sznajder, Benjamin  and Joshi, Sachindra  and
@@ -167,47 +171,9 @@ def build(
 # Files of the dataset repo
 
 
-@dataclass(frozen=True)
-class DataFile:
-    path: str
-    config: str
-    split: str
-    num_examples: int
-    num_bytes: int
-    """In-memory Arrow size, as `datasets` records it in `dataset_info`."""
-    size: int
-    sha256: str
-
-
-def parquet_path(config: str, split: str) -> str:
-    return f"data/{config}/{split}-00000-of-00001.parquet"
-
-
-def parquet_bytes(rows: list[dict]) -> tuple[bytes, int]:
-    """The parquet file of `rows` (same rows, same bytes) and the table's Arrow size."""
-    table = pa.Table.from_pylist(rows, schema=features().arrow_schema)
-    buffer = io.BytesIO()
-    pq.write_table(
-        table,
-        buffer,
-        row_group_size=ROW_GROUP_SIZE,
-        compression=PARQUET_COMPRESSION,
-        use_dictionary=True,
-        write_statistics=True,
-    )
-    return buffer.getvalue(), table.nbytes
-
-
 def write_dataset_folder(result: BuildResult, folder: Path, repo_id: str, tag: str | None = None) -> list[DataFile]:
     """Write `data/{config}/{split}-00000-of-00001.parquet` and the README.md card into `folder`."""
-    data_files = []
-    for config, splits in result.rows.items():
-        for split, rows in splits.items():
-            content, num_bytes = parquet_bytes(rows)
-            path = parquet_path(config, split)
-            atomic_write(folder / path, content)
-            digest = hashlib.sha256(content).hexdigest()
-            data_files.append(DataFile(path, config, split, len(rows), num_bytes, len(content), digest))
+    data_files = write_parquet_files(result.rows, features(), folder)
     card = render_card(result, data_files, repo_id, tag)
     atomic_write(folder / "README.md", str(card).encode("utf-8"))
     return data_files
@@ -246,13 +212,6 @@ def builder_provenance() -> dict:
     }
 
 
-def size_category(num_rows: int) -> str:
-    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
-        if num_rows < limit:
-            return name
-    return "n>1M"
-
-
 def _mean(values: list[float]) -> str:
     return f"{statistics.fmean(values):.1f}" if values else "-"
 
@@ -273,9 +232,6 @@ def split_statistics(rows: list[dict]) -> dict[str, str]:
 
 
 def card_data(result: BuildResult, data_files: list[DataFile]):
-    from datasets.info import DatasetInfo, DatasetInfosDict
-    from datasets.splits import SplitDict, SplitInfo
-    from datasets.utils.metadata import MetadataConfigs
     from huggingface_hub import DatasetCardData
 
     source_datasets = ["TweetSumm (IBM, github.com/guyfe/Tweetsumm)", "Customer Support on Twitter (Kaggle)"]
@@ -294,26 +250,7 @@ def card_data(result: BuildResult, data_files: list[DataFile]):
         language_creators=["found"],
         tags=["dialogue-summarization", "customer-support", "twitter", "tweetsumm"],
     )
-    infos = {}
-    for config in CONFIGS:
-        files = [file for file in data_files if file.config == config]
-        splits = SplitDict({file.split: SplitInfo(file.split, file.num_bytes, file.num_examples) for file in files})
-        infos[config] = DatasetInfo(
-            features=features(),
-            config_name=config,
-            splits=splits,
-            download_size=sum(file.size for file in files),
-            dataset_size=sum(file.num_bytes for file in files),
-        )
-    DatasetInfosDict(infos).to_dataset_card_data(card)
-    configs = {
-        config: {
-            "data_files": [{"split": file.split, "path": file.path} for file in data_files if file.config == config],
-            **({"default": True} if config == "default" else {}),
-        }
-        for config in CONFIGS
-    }
-    MetadataConfigs(configs).to_dataset_card_data(card)
+    add_dataset_info(card, data_files, features(), CONFIGS)
     return card
 
 
@@ -351,97 +288,18 @@ def render_card(result: BuildResult, data_files: list[DataFile], repo_id: str, t
 # Publishing
 
 
-class TagConflictError(RuntimeError):
-    """The tag exists and points at a commit whose data files differ from this build."""
-
-
-@dataclass
-class PublishResult:
-    repo_id: str
-    commit: str
-    new_commit: bool
-    tag: str | None = None
-    tag_commit: str | None = None
-    """Where the tag points: `commit`, or an earlier commit with the same data files and an older card."""
-    tag_created: bool = False
-    data_files: list[DataFile] = field(default_factory=list)
-
-
-def git_blob_sha1(content: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
-
-
-def _differences(api, repo_id: str, revision: str, folder: Path) -> list[str]:
-    """Files of `folder` that are missing or different at `revision`, and data files there that the build lacks."""
-    from huggingface_hub.hf_api import RepoFile
-
-    remote = {
-        entry.path: entry
-        for entry in api.list_repo_tree(repo_id, revision=revision, recursive=True, repo_type="dataset")
-        if isinstance(entry, RepoFile)
-    }
-    local = {path.relative_to(folder).as_posix(): path for path in folder.rglob("*") if path.is_file()}
-    differences = [path for path in remote if path.startswith("data/") and path not in local]
-    for name, path in sorted(local.items()):
-        entry = remote.get(name)
-        content = path.read_bytes()
-        if entry is None:
-            differences.append(name)
-        elif entry.lfs is not None:
-            if entry.lfs.sha256 != hashlib.sha256(content).hexdigest():
-                differences.append(name)
-        elif entry.blob_id != git_blob_sha1(content):
-            differences.append(name)
-    return differences
-
-
 def publish(result: BuildResult, repo_id: str, *, tag: str | None = None, api=None) -> PublishResult:
-    """Upload the build to the dataset repo `repo_id`; with `tag`, tag the commit if the tag is missing.
-
-    A tag is never moved. If it exists at a commit with other data files, nothing is pushed and `TagConflictError`
-    says so. If only the card differs (its provenance names the builder's commit, which changes when the builder is
-    committed), the card is updated on the branch and the tag stays on the earlier commit, which holds the same data.
-    """
-    from huggingface_hub import HfApi
-
-    api = api or HfApi()
-    with tempfile.TemporaryDirectory(prefix="tweetsumm-clean-") as temporary:
-        folder = Path(temporary)
-        data_files = write_dataset_folder(result, folder, repo_id, tag)
-        api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
-        head = api.dataset_info(repo_id).sha
-        tag_commit = None
-        if tag is not None:
-            tag_commit = next(
-                (
-                    ref.target_commit
-                    for ref in api.list_repo_refs(repo_id, repo_type="dataset").tags
-                    if ref.name == tag
-                ),
-                None,
-            )
-            changed = _differences(api, repo_id, tag_commit, folder) if tag_commit is not None else []
-            if changed_data := [path for path in changed if path != "README.md"]:
-                raise TagConflictError(
-                    f"{repo_id}: tag {tag!r} already points at commit {tag_commit}, whose data files differ from "
-                    f"this build ({', '.join(changed_data)}). Nothing was pushed. Publish under a new tag, or delete "
-                    "the old tag first if it really must move."
-                )
-        sizes = ", ".join(f"{split} {size}" for split, size in result.split_sizes.items())
-        commit = api.upload_folder(
-            repo_id=repo_id,
-            repo_type="dataset",
-            folder_path=folder,
-            commit_message=f"Build tweetsumm-clean ({sizes})",
-            commit_description=f"Source: {result.source.description}.",
-            # Shards this build no longer writes (a dropped split, a renamed file) must not linger in the repo.
-            delete_patterns=["data/**"],
-        ).oid
-    tag_created = tag is not None and tag_commit is None
-    if tag_created:
-        api.create_tag(repo_id, tag=tag, revision=commit, repo_type="dataset", tag_message=f"tweetsumm-clean {tag}")
-        tag_commit = commit
-    return PublishResult(repo_id, commit, commit != head, tag, tag_commit, tag_created, data_files)
+    """Upload the build to the dataset repo `repo_id`; with `tag`, tag the commit if the tag is missing (see
+    `publish_dataset` for what happens when the tag exists)."""
+    sizes = ", ".join(f"{split} {size}" for split, size in result.split_sizes.items())
+    return publish_dataset(
+        lambda folder: write_dataset_folder(result, folder, repo_id, tag),
+        repo_id,
+        tag=tag,
+        commit_message=f"Build tweetsumm-clean ({sizes})",
+        commit_description=f"Source: {result.source.description}.",
+        api=api,
+    )
 
 
 def build_and_publish(

@@ -3,27 +3,23 @@ with every filter count, and the tagged push (the same rows re-pushed make no ne
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import statistics
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dialoghub import prompts
 from dialoghub.data.files import atomic_write
-from dialoghub.data.tweetsumm import (
+from dialoghub.data.parquet_repo import (
     PARQUET_COMPRESSION,
     ROW_GROUP_SIZE,
     DataFile,
     PublishResult,
-    TagConflictError,
-    _differences,
-    parquet_path,
+    add_dataset_info,
+    publish_dataset,
     size_category,
+    write_parquet_files,
 )
 from dialoghub.paths import REPO_ROOT
 from dialoghub.synthetic import filters
@@ -130,25 +126,7 @@ def published_rows(result: RunResult) -> dict[str, dict[str, list[dict]]]:
     return {config: splits for config, splits in rows.items() if splits}
 
 
-def parquet_bytes(rows: list[dict]) -> tuple[bytes, int]:
-    """Same rows, same bytes (fixed writer settings, as for tweetsumm-clean), and the table's Arrow size."""
-    table = pa.Table.from_pylist(rows, schema=features().arrow_schema)
-    buffer = io.BytesIO()
-    pq.write_table(
-        table,
-        buffer,
-        row_group_size=ROW_GROUP_SIZE,
-        compression=PARQUET_COMPRESSION,
-        use_dictionary=True,
-        write_statistics=True,
-    )
-    return buffer.getvalue(), table.nbytes
-
-
 def card_data(rows: dict[str, dict[str, list[dict]]], data_files: list[DataFile], result: RunResult):
-    from datasets.info import DatasetInfo, DatasetInfosDict
-    from datasets.splits import SplitDict, SplitInfo
-    from datasets.utils.metadata import MetadataConfigs
     from huggingface_hub import DatasetCardData
 
     source = result.provenance["source"]["repo_id"]
@@ -164,26 +142,7 @@ def card_data(rows: dict[str, dict[str, list[dict]]], data_files: list[DataFile]
         annotations_creators=["machine-generated"],
         tags=["synthetic", "dialogue", "customer-support", "dialogue-summarization", "tweetsumm"],
     )
-    infos = {}
-    for config in rows:
-        files = [file for file in data_files if file.config == config]
-        splits = SplitDict({file.split: SplitInfo(file.split, file.num_bytes, file.num_examples) for file in files})
-        infos[config] = DatasetInfo(
-            features=features(),
-            config_name=config,
-            splits=splits,
-            download_size=sum(file.size for file in files),
-            dataset_size=sum(file.num_bytes for file in files),
-        )
-    DatasetInfosDict(infos).to_dataset_card_data(card)
-    configs = {
-        config: {
-            "data_files": [{"split": file.split, "path": file.path} for file in data_files if file.config == config],
-            **({"default": True} if config == "default" else {}),
-        }
-        for config in rows
-    }
-    MetadataConfigs(configs).to_dataset_card_data(card)
+    add_dataset_info(card, data_files, features(), list(rows))
     return card
 
 
@@ -269,58 +228,23 @@ def render_card(result: RunResult, rows, data_files: list[DataFile], repo_id: st
 
 def write_dataset_folder(result: RunResult, folder: Path, repo_id: str, tag: str | None) -> list[DataFile]:
     rows = published_rows(result)
-    data_files = []
-    for config, splits in rows.items():
-        for split, split_rows in splits.items():
-            content, num_bytes = parquet_bytes(split_rows)
-            path = parquet_path(config, split)
-            atomic_write(folder / path, content)
-            digest = hashlib.sha256(content).hexdigest()
-            data_files.append(DataFile(path, config, split, len(split_rows), num_bytes, len(content), digest))
+    data_files = write_parquet_files(rows, features(), folder)
     card = render_card(result, rows, data_files, repo_id, tag)
     atomic_write(folder / "README.md", str(card).encode("utf-8"))
     return data_files
 
 
 def publish(result: RunResult, repo_id: str, *, tag: str | None = None, api=None) -> PublishResult:
-    """Push the run to the dataset repo `repo_id` in one commit; tag it with `tag` if that tag is new.
-
-    Like tweetsumm-clean: unchanged files are not re-uploaded, so the same rows make no new commit; an existing tag
-    is never moved, and one pointing at other data files stops the push with `TagConflictError`.
-    """
-    from huggingface_hub import HfApi
-
-    api = api or HfApi()
-    with tempfile.TemporaryDirectory(prefix="synthetic-dialogues-") as temporary:
-        folder = Path(temporary)
-        data_files = write_dataset_folder(result, folder, repo_id, tag)
-        api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
-        head = api.dataset_info(repo_id).sha
-        tag_commit = None
-        if tag is not None:
-            refs = api.list_repo_refs(repo_id, repo_type="dataset").tags
-            tag_commit = next((ref.target_commit for ref in refs if ref.name == tag), None)
-            changed = _differences(api, repo_id, tag_commit, folder) if tag_commit is not None else []
-            if changed_data := [path for path in changed if path != "README.md"]:
-                raise TagConflictError(
-                    f"{repo_id}: tag {tag!r} already points at commit {tag_commit}, whose data files differ from "
-                    f"this run ({', '.join(changed_data)}). Nothing was pushed. Publish under a new tag."
-                )
-        sizes = ", ".join(f"{split} {len(result.kept(split))}" for split in result.config.splits)
-        generator = result.provenance["generator"]
-        commit = api.upload_folder(
-            repo_id=repo_id,
-            repo_type="dataset",
-            folder_path=folder,
-            commit_message=f"Synthetic dialogues ({sizes})",
-            commit_description=f"Generated by {generator['model_id']}@{generator['model_sha']}"
-            + (f" + {generator['adapter_id']}@{generator['adapter_sha']}" if generator["adapter_id"] else ""),
-            delete_patterns=["data/**"],
-        ).oid
-    tag_created = tag is not None and tag_commit is None
-    if tag_created:
-        api.create_tag(
-            repo_id, tag=tag, revision=commit, repo_type="dataset", tag_message=f"synthetic dialogues {tag}"
-        )
-        tag_commit = commit
-    return PublishResult(repo_id, commit, commit != head, tag, tag_commit, tag_created, data_files)
+    """Push the run to the dataset repo `repo_id` in one commit; tag it with `tag` if that tag is new (the same rows
+    make no new commit, and an existing tag is never moved: see `publish_dataset`)."""
+    sizes = ", ".join(f"{split} {len(result.kept(split))}" for split in result.config.splits)
+    generator = result.provenance["generator"]
+    adapter = f" + {generator['adapter_id']}@{generator['adapter_sha']}" if generator["adapter_id"] else ""
+    return publish_dataset(
+        lambda folder: write_dataset_folder(result, folder, repo_id, tag),
+        repo_id,
+        tag=tag,
+        commit_message=f"Synthetic dialogues ({sizes})",
+        commit_description=f"Generated by {generator['model_id']}@{generator['model_sha']}{adapter}",
+        api=api,
+    )
