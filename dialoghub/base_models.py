@@ -24,6 +24,7 @@ from pathlib import Path
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
 from dialoghub.data.files import sha256_of
+from dialoghub.hub.publish import publish_files
 from dialoghub.paths import REPO_ROOT, base_dir
 
 logger = logging.getLogger(__name__)
@@ -353,32 +354,12 @@ def repo_files(folder: Path) -> dict[str, Path]:
 
 
 def publish_folder(api: HfApi, repo_id: str, folder: Path, card: ModelCard, commit_message: str) -> str:
-    """Mirror `folder`, with `card` as its README.md, to the main branch of `repo_id`; tag it if new.
+    """Mirror `folder`, with `card` as its README.md, to the main branch of `repo_id`; tag it if the tag is new.
 
-    Unchanged files are skipped by the client (the Hub reports their blob ids), so publishing the same content
-    twice makes no commit. Returns the sha main points to afterwards.
+    Unchanged files are skipped by the client, so publishing the same content twice makes no commit. Returns the sha
+    main points to afterwards.
     """
-    api.create_repo(repo_id, repo_type="model", exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="dialoghub-publish-") as staging:
-        staging = Path(staging)
-        for path_in_repo, path in repo_files(folder).items():
-            (staging / path_in_repo).parent.mkdir(parents=True, exist_ok=True)
-            (staging / path_in_repo).symlink_to(path.resolve())
-        card.save(staging / "README.md")
-        commit = api.upload_folder(
-            repo_id=repo_id,
-            repo_type="model",
-            folder_path=staging,
-            commit_message=commit_message,
-            delete_patterns="*",  # files no longer in the folder leave the repo too
-        )
-    tags = {tag.name: tag.target_commit for tag in api.list_repo_refs(repo_id, repo_type="model").tags}
-    if RELEASE_TAG not in tags:
-        api.create_tag(repo_id, tag=RELEASE_TAG, revision=commit.oid, repo_type="model", tag_message=commit_message)
-    elif tags[RELEASE_TAG] != commit.oid:
-        logger.warning("%s: tag %s stays on %s; main is now %s", repo_id, RELEASE_TAG, tags[RELEASE_TAG], commit.oid)
-    logger.info("Published %s at %s", repo_id, commit.oid)
-    return commit.oid
+    return publish_files(api, repo_files(folder), card, repo_id, commit_message=commit_message, tag=RELEASE_TAG)
 
 
 def publish_smollm2(api: HfApi, model_dir: str | Path | None = None) -> str:

@@ -12,6 +12,7 @@ import jinja2
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 from dialoghub import prompts
+from dialoghub.hub.publish import publish_files, tag_commit
 from dialoghub.paths import REPO_ROOT
 
 logger = logging.getLogger(__name__)
@@ -117,17 +118,9 @@ def _publish(files: dict[str, Path], card: ModelCard, repo_id: str, release_tag:
     """Upload `files` (name in the repo -> local path) and the card in one commit, and tag it. A tag is a release:
     an existing one is refused before anything is uploaded."""
     api.create_repo(repo_id, repo_type="model", exist_ok=True)
-    if release_tag in {tag.name for tag in api.list_repo_refs(repo_id, repo_type="model").tags}:
+    if tag_commit(api, repo_id, release_tag) is not None:
         raise ValueError(f"{repo_id} already has a release {release_tag}: pick a new tag")
-    with tempfile.TemporaryDirectory(prefix="dialoghub-publish-") as staging:
-        staging = Path(staging)
-        for name, path in files.items():
-            (staging / name).symlink_to(path.resolve())
-        card.save(staging / "README.md")
-        commit = api.upload_folder(repo_id=repo_id, repo_type="model", folder_path=staging, commit_message=message)
-    api.create_tag(repo_id, tag=release_tag, revision=commit.oid, repo_type="model")
-    logger.info("Published %s at %s, tagged %s", repo_id, commit.oid, release_tag)
-    return commit.oid
+    return publish_files(api, files, card, repo_id, commit_message=message, tag=release_tag)
 
 
 def push_adapter(

@@ -111,6 +111,22 @@ def generate_messages(summary: str, where: str = "summary") -> list[dict[str, st
     ]
 
 
+def generate_messages_few_shot(summary: str, examples: Sequence[tuple[str, Sequence[Mapping[str, str]]]]):
+    """The generate prompt for `summary`, with each (summary, dialogue) example as an earlier user/assistant turn.
+
+    Built only from `generate_messages` and `render_dialogue`, so the examples read exactly like the task and the
+    answer the model is asked for.
+    """
+    system, *request = generate_messages(summary)
+    shots = []
+    for index, (example_summary, dialogue) in enumerate(examples):
+        shots += [
+            generate_messages(example_summary, f"few-shot example {index}")[1],
+            {"role": "assistant", "content": render_dialogue(dialogue, f"few-shot example {index}")},
+        ]
+    return [system, *shots, *request]
+
+
 def _where(example: Mapping[str, Any]) -> str:
     return f"conversation {example.get('conversation_id', '?')}"
 

@@ -36,6 +36,7 @@ from trl.trainer.utils import FusedCausalLMOutput
 
 from dialoghub import prompts
 from dialoghub.cards import SUMMARY_FILE, push_adapter
+from dialoghub.generation import resolve_repo
 
 logger = logging.getLogger(__name__)
 
@@ -340,13 +341,9 @@ def plot_loss_curve(log_history: list[dict], path: str | Path) -> Path:
     return path
 
 
-def resolved_sha(repo_id: str, revision: str | None, repo_type: str) -> str | None:
-    """The commit a Hub revision points at, or None for a local folder."""
-    if os.path.isdir(repo_id):
-        return None
-    from huggingface_hub import HfApi
-
-    return HfApi().repo_info(repo_id, revision=revision, repo_type=repo_type).sha
+def hub_sha(name: str, revision: str | None, repo_type: str) -> str | None:
+    """The commit a Hub revision points at; None for a local folder (trl's ModelConfig still says revision "main")."""
+    return None if os.path.isdir(name) else resolve_repo(name, revision, repo_type).sha
 
 
 def framework_versions() -> dict[str, str]:
@@ -380,11 +377,11 @@ def training_summary(
         "prompt_version": prompts.PROMPT_VERSION,
         "base_model": model_args.model_name_or_path,
         "base_model_revision": model_args.model_revision,
-        "base_model_sha": resolved_sha(model_args.model_name_or_path, model_args.model_revision, "model"),
+        "base_model_sha": hub_sha(model_args.model_name_or_path, model_args.model_revision, "model"),
         "dataset": script_args.dataset_name,
         "dataset_config": script_args.dataset_config,
         "dataset_revision": script_args.dataset_revision,
-        "dataset_sha": resolved_sha(script_args.dataset_name, script_args.dataset_revision, "dataset"),
+        "dataset_sha": hub_sha(script_args.dataset_name, script_args.dataset_revision, "dataset"),
         "train_split": script_args.dataset_train_split,
         "eval_split": script_args.dataset_test_split,
         "train_examples": len(trainer.train_dataset),

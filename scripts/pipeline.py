@@ -17,8 +17,10 @@ import time
 from huggingface_hub import HfApi
 
 from dialoghub.base_models import SMOLLM2, publish_base_models
+from dialoghub.cards import DEFAULT_RELEASE_TAG
 from dialoghub.data.tweetsumm import build_and_publish
 from dialoghub.hub.embedded import hub_session
+from dialoghub.hub.publish import tag_commit
 from dialoghub.paths import REPO_ROOT, base_dir, project_org, shared_data_dir
 from dialoghub.synthetic import generate_and_publish
 from dialoghub.training import parse_args as parse_training_args
@@ -62,8 +64,8 @@ def main() -> None:
             print(f"{org}/tweetsumm-clean@{sha} (tag {DATASET_TAG})")
 
         # 3. LoRA adapters from their recipes (the CPU recipes train on a subset; see each recipe.yaml), published
-        #    with their cards and tagged. A stage that is rerun trains again: the adapter weights are not bitwise
-        #    reproducible across machines, so this one makes new commits.
+        #    with their cards and tagged. A release tag is never reused, so an adapter already released under the
+        #    recipe's tag is kept: retrain it with scripts/train_adapter.py and a new --release_tag.
         if stage("train", "train and publish the LoRA adapters"):
             for adapter in ADAPTERS:
                 recipe = REPO_ROOT / "models_repo" / adapter / "recipe.yaml"
@@ -71,6 +73,10 @@ def main() -> None:
                 script_args, training_args, model_args = parse_training_args(
                     ["--config", str(recipe), "--output_dir", str(output_dir), "--push", "true"]
                 )
+                repo_id, release = training_args.hub_model_id, script_args.release_tag or DEFAULT_RELEASE_TAG
+                if api.repo_exists(repo_id) and (released := tag_commit(api, repo_id, release)):
+                    print(f"{repo_id}@{release} is already released ({released}); kept")
+                    continue
                 train(script_args, training_args, model_args).end()
                 print(f"{training_args.hub_model_id} published from {output_dir}")
 

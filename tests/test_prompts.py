@@ -165,3 +165,13 @@ def test_loss_mask_is_exactly_the_rendered_completion(base, task, tmp_path, tiny
         # The masked tokens are one contiguous run at the end: the prompt is never trained on.
         first = next(i for i, label in enumerate(prepared["labels"]) if label != -100)
         assert all(label != -100 for label in prepared["labels"][first:])
+
+
+def test_few_shot_generate_prompt_puts_examples_before_the_request():
+    example_dialogue = [{"role": "Customer", "text": "My card is locked."}, {"role": "Agent", "text": "Unlocked."}]
+    messages = prompts.generate_messages_few_shot("The phone is broken.", [("A card was locked.", example_dialogue)])
+    zero_shot = prompts.generate_messages("The phone is broken.")
+    assert messages[0] == zero_shot[0] and messages[-1] == zero_shot[-1]
+    assert messages[1] == prompts.generate_messages("A card was locked.")[1]
+    assert messages[2] == {"role": "assistant", "content": "Customer: My card is locked.\nAgent: Unlocked."}
+    assert len(messages) == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -57,3 +58,23 @@ def publish_folder(
         ensure_tag(api, repo_id, tag, commit, repo_type, message=commit_message)
     logger.info("Published %s (%s) at %s", repo_id, repo_type, commit)
     return commit
+
+
+def publish_files(
+    api,
+    files: dict[str, Path],
+    card,
+    repo_id: str,
+    *,
+    commit_message: str,
+    tag: str | None = None,
+    repo_type: str = "model",
+) -> str:
+    """Publish exactly `files` (path in the repo -> local file) plus `card` as README.md, via `publish_folder`."""
+    with tempfile.TemporaryDirectory(prefix="dialoghub-publish-") as staging:
+        staging = Path(staging)
+        for path_in_repo, path in files.items():
+            (staging / path_in_repo).parent.mkdir(parents=True, exist_ok=True)
+            (staging / path_in_repo).symlink_to(Path(path).resolve())
+        card.save(staging / "README.md")
+        return publish_folder(api, staging, repo_id, repo_type=repo_type, commit_message=commit_message, tag=tag)

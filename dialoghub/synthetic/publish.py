@@ -23,7 +23,7 @@ from dialoghub.data.parquet_repo import (
 )
 from dialoghub.paths import REPO_ROOT
 from dialoghub.synthetic import filters
-from dialoghub.synthetic.run import RunResult, few_shot_messages, filter_counts, stop_reasons
+from dialoghub.synthetic.run import RunResult, filter_counts, stop_reasons
 
 CONFIGS = ("default", "rejected")
 CARD_TEMPLATE = REPO_ROOT / "datasets_repo" / "synthetic-dialogues" / "README.md.j2"
@@ -186,7 +186,9 @@ def example_prompt(result: RunResult) -> list[dict]:
         {"role": prompts.CUSTOMER, "text": "<example dialogue, one turn per line>"},
         {"role": prompts.AGENT, "text": "..."},
     ]
-    return few_shot_messages("<summary>", [(f"<example summary {i + 1}>", placeholder_dialogue) for i in range(k)])
+    return prompts.generate_messages_few_shot(
+        "<summary>", [(f"<example summary {i + 1}>", placeholder_dialogue) for i in range(k)]
+    )
 
 
 def render_card(result: RunResult, rows, data_files: list[DataFile], repo_id: str, tag: str | None):

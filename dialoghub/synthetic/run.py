@@ -13,7 +13,6 @@ import hashlib
 import logging
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,22 +161,6 @@ def candidates_of(rows, config: SyntheticConfig, source_name: str) -> list[Candi
     return found
 
 
-def few_shot_messages(summary: str, examples: Sequence[tuple[str, Sequence[Mapping[str, str]]]]):
-    """The generate prompt for `summary`, with each (summary, dialogue) example as an earlier user/assistant turn.
-
-    Built only from the prompt module's `generate_messages` and `render_dialogue`, so the examples read exactly like
-    the task and the answer the model is asked for.
-    """
-    system, *request = prompts.generate_messages(summary)
-    shots = []
-    for index, (example_summary, dialogue) in enumerate(examples):
-        shots += [
-            prompts.generate_messages(example_summary, f"few-shot example {index}")[1],
-            {"role": "assistant", "content": prompts.render_dialogue(dialogue, f"few-shot example {index}")},
-        ]
-    return [system, *shots, *request]
-
-
 def _stable_seed(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:4], "big")
 
@@ -263,7 +246,9 @@ class DialogueFactory:
         config = self.config
         examples = [pool.draw(candidate) if pool else [] for candidate in candidates]
         conversations = [
-            few_shot_messages(candidate.summary, [(example["summary"], example["dialogue"]) for example in shots])
+            prompts.generate_messages_few_shot(
+                candidate.summary, [(example["summary"], example["dialogue"]) for example in shots]
+            )
             for candidate, shots in zip(candidates, examples, strict=True)
         ]
         seed = _stable_seed(config.seed, split, chunk)
