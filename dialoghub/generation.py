@@ -11,6 +11,7 @@ Backends: `transformers` (always there) and `vllm`, used only when the package i
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import logging
@@ -89,6 +90,31 @@ class GenerationSettings:
         if self.repetition_penalty != 1.0:
             kwargs["repetition_penalty"] = self.repetition_penalty
         return kwargs
+
+
+def add_generation_arguments(parser, defaults: GenerationSettings, title: str = "decoding"):
+    """The decoding flags every generating CLI shares, defaulting to `defaults`; `--max-new-tokens` may default to
+    None when the caller fills it in (a task's own length). Read them back with `generation_settings_from_args`."""
+    group = parser.add_argument_group(title)
+    group.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+    group.add_argument(
+        "--do-sample", action=argparse.BooleanOptionalAction, default=defaults.do_sample, help="sample (or greedy)"
+    )
+    group.add_argument("--temperature", type=float, default=defaults.temperature)
+    group.add_argument("--top-p", type=float, default=defaults.top_p)
+    group.add_argument("--top-k", type=int, default=defaults.top_k, help="0: no top-k")
+    group.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
+    group.add_argument(
+        "--stop-loops", type=int, default=defaults.stop_loops, help="cut a span repeated N times (0: off)"
+    )
+    group.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    return group
+
+
+def generation_settings_from_args(args, **overrides) -> GenerationSettings:
+    names = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty", "stop_loops",
+             "batch_size", "seed")  # fmt: skip
+    return GenerationSettings(**({name: getattr(args, name) for name in names} | overrides))
 
 
 @dataclass(frozen=True)

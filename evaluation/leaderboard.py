@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,15 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from dialoghub import prompts
 from dialoghub.data.files import atomic_write
-from dialoghub.generation import BACKENDS, GenerationSettings, Generator, load_generator, resolve_repo
+from dialoghub.generation import (
+    BACKENDS,
+    GenerationSettings,
+    Generator,
+    add_generation_arguments,
+    generation_settings_from_args,
+    load_generator,
+    resolve_repo,
+)
 from dialoghub.hub.embedded import hub_session
 from dialoghub.paths import REPO_ROOT, base_dir
 from evaluation import results
@@ -581,17 +589,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     data.add_argument("--summarizer-adapter", help="synthetic-dialogue: the summarizer's adapter ID[@REV]")
     data.add_argument("--n-bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="bootstrap resamples")
     data.add_argument("--seed", type=int, default=0, help="bootstrap and sampling seed")
-    decoding = run.add_argument_group("generation (greedy unless --do-sample)")
-    decoding.add_argument("--max-new-tokens", type=int, help="default: the task's")
-    decoding.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    decoding.add_argument("--do-sample", action="store_true")
-    decoding.add_argument("--temperature", type=float, default=defaults.temperature)
-    decoding.add_argument("--top-p", type=float, default=defaults.top_p)
-    decoding.add_argument("--top-k", type=int, default=defaults.top_k)
-    decoding.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
-    decoding.add_argument(
-        "--stop-loops", type=int, default=defaults.stop_loops, help="stop a sequence repeating one span N times"
-    )
+    decoding = add_generation_arguments(run, replace(defaults, batch_size=DEFAULT_BATCH_SIZE), "generation")
+    run.set_defaults(max_new_tokens=None)  # None: the task's own length
     decoding.add_argument("--backend", default="auto", choices=BACKENDS)
     decoding.add_argument("--dtype", default=DEFAULT_DTYPE, choices=DTYPES, help="cast the model to this dtype")
     decoding.add_argument(
@@ -633,17 +632,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"\nchart: {chart}")
         return
     task = get_task(args.task)
-    settings = GenerationSettings(
-        max_new_tokens=args.max_new_tokens or task.max_new_tokens,
-        do_sample=args.do_sample,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        top_k=args.top_k,
-        repetition_penalty=args.repetition_penalty,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        stop_loops=args.stop_loops,
-    )
+    settings = generation_settings_from_args(args, max_new_tokens=args.max_new_tokens or task.max_new_tokens)
     evaluation = evaluate(
         args.task,
         model=args.model,

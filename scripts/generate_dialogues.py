@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from dialoghub.data.parquet_repo import TagConflictError
-from dialoghub.generation import BACKENDS, GenerationSettings
+from dialoghub.generation import BACKENDS, add_generation_arguments, generation_settings_from_args
 from dialoghub.hub.embedded import hub_session
 from dialoghub.synthetic import default_repo_id
 from dialoghub.synthetic.filters import FilterConfig
@@ -94,17 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     model.add_argument("--seed", type=int, default=0)
 
-    decoding = parser.add_argument_group("decoding")
-    decoding.add_argument("--max-new-tokens", type=int, default=DEFAULT_GENERATION.max_new_tokens)
-    decoding.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
-    decoding.add_argument("--temperature", type=float, default=DEFAULT_GENERATION.temperature)
-    decoding.add_argument("--top-p", type=float, default=DEFAULT_GENERATION.top_p)
-    decoding.add_argument("--top-k", type=int, default=DEFAULT_GENERATION.top_k, help="0: no top-k")
-    decoding.add_argument("--repetition-penalty", type=float, default=DEFAULT_GENERATION.repetition_penalty)
-    decoding.add_argument(
-        "--stop-loops", type=int, default=DEFAULT_GENERATION.stop_loops, help="cut a span repeated N times (0: off)"
-    )
-    decoding.add_argument("--batch-size", type=int, default=DEFAULT_GENERATION.batch_size)
+    add_generation_arguments(parser, DEFAULT_GENERATION)
 
     checks = parser.add_argument_group("filters")
     for item in dataclasses.fields(FilterConfig):
@@ -135,17 +125,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> SyntheticConfig:
-    generation = GenerationSettings(
-        max_new_tokens=args.max_new_tokens,
-        do_sample=not args.greedy,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        top_k=args.top_k,
-        repetition_penalty=args.repetition_penalty,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        stop_loops=args.stop_loops,
-    )
+    generation = generation_settings_from_args(args)
     thresholds = FilterConfig(**{item.name: getattr(args, item.name) for item in dataclasses.fields(FilterConfig)})
     summarizer_adapter = resolve_auto(args.summarizer_adapter, DEFAULT_SUMMARIZER_ADAPTER)
     adapter = resolve_auto(args.adapter, DEFAULT_GENERATOR_ADAPTER)
