@@ -86,6 +86,8 @@ def _card(summary: dict[str, Any], repo_id: str, release_tag: str, merged: bool)
         tags=["merged-lora" if merged else "lora", "peft", "trl", "sft", TASK_TAGS[task], "dialoghub"],
         eval_results=eval_results(summary) or None,
         widget=[{"example_title": widget["conversation_id"], "messages": widget["messages"]}] if widget else None,
+        # The Hub's inference widget reads its generation parameters here: greedy, with the task's answer length.
+        inference={"parameters": {"max_new_tokens": prompts.ANSWER_MAX_NEW_TOKENS[task], "do_sample": False}},
     )
     results_and_training = jinja2.Template(SHARED_SECTIONS_TEMPLATE.read_text(encoding="utf-8")).render(
         summary=summary,

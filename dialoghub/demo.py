@@ -37,7 +37,8 @@ class DemoConfig:
     generator_adapter: str | None = f"{project_org()}/dialogue-generator-lora"
     dataset: str = f"{project_org()}/tweetsumm-clean"
     results_repo: str = f"{project_org()}/dialoghub-results"
-    max_new_tokens: int = 128
+    max_new_tokens: int | None = None
+    """None: each task's own answer length (`prompts.ANSWER_MAX_NEW_TOKENS`)."""
 
     @classmethod
     def from_env(cls) -> DemoConfig:
@@ -102,24 +103,28 @@ def leaderboard_markdown(results_repo: str) -> str:
     return markdown
 
 
-def summarize(loaded: LoadedModel, dialogue_text: str, max_new_tokens: int) -> str:
+def answer(loaded: LoadedModel, messages: list[dict[str, str]], max_new_tokens: int) -> str:
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=1)
+    return loaded.generator.generate([messages], settings, progress=False)[0].text.strip()
+
+
+def summarize(loaded: LoadedModel, dialogue_text: str, max_new_tokens: int | None) -> str:
     import gradio as gr
 
     try:
         messages = prompts.summarize_messages(prompts.parse_dialogue(dialogue_text))
     except prompts.PromptFormatError as error:
         raise gr.Error(f"Write the dialogue as 'Customer: ...' / 'Agent: ...' lines ({error})") from error
-    settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=1)
-    return loaded.generator.generate([messages], settings, progress=False)[0].text.strip()
+    return answer(loaded, messages, max_new_tokens or prompts.ANSWER_MAX_NEW_TOKENS[prompts.SUMMARIZE])
 
 
-def generate_dialogue(loaded: LoadedModel, summary: str, max_new_tokens: int) -> str:
+def generate_dialogue(loaded: LoadedModel, summary: str, max_new_tokens: int | None) -> str:
     import gradio as gr
 
     if not summary.strip():
         raise gr.Error("Write a summary first")
-    settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=1)
-    return loaded.generator.generate([prompts.generate_messages(summary)], settings, progress=False)[0].text.strip()
+    messages = prompts.generate_messages(summary)
+    return answer(loaded, messages, max_new_tokens or prompts.ANSWER_MAX_NEW_TOKENS[prompts.GENERATE])
 
 
 def build_demo(config: DemoConfig):
@@ -155,7 +160,7 @@ def build_demo(config: DemoConfig):
             generate_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
             dialogue_output = gr.Textbox(lines=12, label="Dialogue", elem_id="dialogue-output", interactive=False)
             generate_button.click(
-                lambda text: generate_dialogue(dialogue_writer, text, 2 * config.max_new_tokens),
+                lambda text: generate_dialogue(dialogue_writer, text, config.max_new_tokens),
                 summary_box,
                 dialogue_output,
             )

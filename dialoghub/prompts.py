@@ -38,6 +38,9 @@ SYSTEM_PROMPTS = {
         f"describes, one turn per line, each line starting with '{CUSTOMER}:' or '{AGENT}:'."
     ),
 }
+# How long an answer each task needs: the generation budget of the evaluation, the demo and the cards' widget.
+ANSWER_MAX_NEW_TOKENS = {SUMMARIZE: 128, GENERATE: 512}
+
 SUMMARIZE_INSTRUCTION = "Summarize this conversation."
 GENERATE_INSTRUCTION = "Write the conversation that this summary describes."
 

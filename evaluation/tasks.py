@@ -300,7 +300,7 @@ TWEETSUMM_ABSTRACTIVE = Task(
     scorer=score_summaries_task,
     headline_metric="rougeL",
     leaderboard_metrics=("rougeL", "rouge1", "rouge2", "rougeLsum", "semantic_similarity", "bleu", "chrf"),
-    max_new_tokens=128,
+    max_new_tokens=prompts.ANSWER_MAX_NEW_TOKENS[prompts.SUMMARIZE],
     reference_rows=(*BASELINES, HUMAN),
     metric_labels={**_ROUGE_LABELS, "semantic_similarity": "SemSim", "bleu": "BLEU", "chrf": "chrF"},
 )
@@ -321,7 +321,7 @@ SYNTHETIC_DIALOGUE = Task(
         "distinct_1",
         "distinct_2",
     ),
-    max_new_tokens=512,
+    max_new_tokens=prompts.ANSWER_MAX_NEW_TOKENS[prompts.GENERATE],
     metric_labels={
         "round_trip_rougeL": "Round-trip R-L",
         "round_trip_semantic_similarity": "Round-trip SemSim",

@@ -46,6 +46,9 @@ def test_card_yaml_loads_with_huggingface_hub(run_dir):
     assert (data.library_name, data.pipeline_tag, data.license) == ("peft", "text-generation", "apache-2.0")
     assert {"lora", "peft", "trl", "sft", cards.TASK_TAGS[summary["task"]]} <= set(data.tags)
     assert data.datasets == [summary["dataset"]]
+    assert data.inference == {
+        "parameters": {"max_new_tokens": prompts.ANSWER_MAX_NEW_TOKENS[summary["task"]], "do_sample": False}
+    }
     validation_dialog = tiny_tweetsumm()["validation"][0]
     assert data.widget == [
         {
