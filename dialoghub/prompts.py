@@ -18,11 +18,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-PROMPT_VERSION = "1"
+# The dataset's roles are the prompt's roles (other modules use them as prompts.CUSTOMER / prompts.AGENT).
+from dialoghub.data.records import AGENT, CUSTOMER, ROLES
 
-CUSTOMER = "Customer"
-AGENT = "Agent"
-ROLES = (CUSTOMER, AGENT)
+PROMPT_VERSION = "1"
 
 SUMMARIZE = "summarize"
 GENERATE = "generate"

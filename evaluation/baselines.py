@@ -9,8 +9,8 @@
 
 from collections.abc import Callable, Iterable, Mapping
 
-CUSTOMER = "Customer"
-AGENT = "Agent"
+from dialoghub.data.records import AGENT, CUSTOMER
+
 TEMPLATED_LEAD = "Customer is complaining that {customer} Agent {agent}"
 
 
