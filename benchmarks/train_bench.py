@@ -124,7 +124,8 @@ def run_configuration(name: str, steps: int) -> dict:
     from trl import SFTConfig, SFTTrainer
 
     from dialoghub import prompts
-    from dialoghub.training import AdapterSFTConfig, AdapterSFTTrainer
+    from dialoghub.training import AdapterSFTConfig
+    from dialoghub.training_kernels import AdapterSFTTrainer
 
     configuration = {**CONFIGURATIONS, **ABLATIONS}[name]
 

@@ -7,7 +7,8 @@ from tiny_models import save_tiny_base, tiny_run_args, tiny_tweetsumm
 from trl import SFTTrainer
 
 from dialoghub import prompts
-from dialoghub.training import VARLEN_SDPA, AdapterSFTTrainer, build_trainer
+from dialoghub.training import build_trainer
+from dialoghub.training_kernels import VARLEN_SDPA, AdapterSFTTrainer
 
 BATCH = 4
 

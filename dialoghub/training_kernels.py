@@ -1,0 +1,137 @@
+"""The exact speed-ups of `AdapterSFTTrainer`: padding-free attention per sequence and an LM head restricted to the
+completion positions. Importing this module registers the `dialoghub_varlen_sdpa` attention implementation with
+transformers.
+
+Both change how the loss is computed, not what it is: tests/test_training_speed.py checks the loss and gradients
+against plain `SFTTrainer` on the same batch, and `benchmarks/train_bench.py` measures the gain.
+"""
+
+from __future__ import annotations
+
+import types
+
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from trl import SFTTrainer
+from trl.kernels import ChunkedLogProbFunction
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+from trl.trainer.utils import FusedCausalLMOutput
+
+# Vocabulary columns per LM-head tile, as trl's fused head uses
+LM_HEAD_CHUNK_SIZE = 32768
+# Config fields by which some model families scale or cap their logits (as trl's fused head reads them); Llama has none
+LOGIT_TRANSFORMS = (
+    "final_logit_softcapping",
+    "logit_scale",
+    "output_multiplier",
+    "lm_head_multiplier",
+    "logits_scaling",
+)
+
+
+VARLEN_SDPA = "dialoghub_varlen_sdpa"
+
+
+def varlen_sdpa_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """Causal attention within each sequence of a padding-free batch, one `scaled_dot_product_attention` call per
+    sequence (the `cu_seq_lens_q` boundaries that trl's collator sends). On a batch that is not padding-free it is
+    plain sdpa with its mask.
+
+    Plain sdpa would attend over the whole concatenated row under a block-diagonal mask: the cost of attention
+    grows with the square of the batch's total length instead of the sum of squares of its sequences' lengths,
+    which on CPU costs more than the padding saves. (On GPUs, flash-attention's varlen kernel does this.)
+    """
+    boundaries = kwargs.get("cu_seq_lens_q")
+    if boundaries is None or query.shape[0] != 1:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
+    boundaries = boundaries.tolist()
+    outputs = [
+        torch.nn.functional.scaled_dot_product_attention(
+            query[:, :, start:end],
+            key[:, :, start:end],
+            value[:, :, start:end],
+            dropout_p=dropout,
+            scale=scaling,
+            is_causal=True,
+            enable_gqa=query.shape[1] != key.shape[1],
+        )
+        for start, end in zip(boundaries[:-1], boundaries[1:], strict=True)
+    ]
+    return torch.cat(outputs, dim=2).transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(VARLEN_SDPA, varlen_sdpa_attention)
+AttentionMaskInterface.register(VARLEN_SDPA, sdpa_mask)
+
+
+class AdapterSFTTrainer(SFTTrainer):
+    """`SFTTrainer` with padding-free batches and an LM head restricted to the completion, both optional (see
+    `AdapterSFTConfig`). The loss is the same function of the same batches: tests/test_training_speed.py checks it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if getattr(self.args, "flatten_batches", False):
+            # The dataset is truncated to max_length by now, during preparation: only the batching changes.
+            self.data_collator = DataCollatorForLanguageModeling(
+                pad_token_id=self._tokenizer.pad_token_id, padding_free=True
+            )
+            self.padding_free = True
+            self._base_model().set_attn_implementation(VARLEN_SDPA)
+        if getattr(self.args, "completion_logits_only", False):
+            restrict_lm_head_to_labels(self._base_model())
+
+    def _base_model(self):
+        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+
+def restrict_lm_head_to_labels(model) -> None:
+    """Make `model(..., labels=..., fused_lm_head=True)` score only the positions whose label is not -100.
+
+    It wraps the fused forward that `SFTTrainer` installs (`trl.trainer.utils.add_fused_lm_head`), returning the same
+    outputs (per-token log-probabilities, entropy, top-1 flags, label mask) computed with the same kernel, on fewer
+    rows. Other calls (generation, plain forward) go to the previous forward unchanged.
+    """
+    config = model.config.get_text_config()
+    if any(getattr(config, name, None) is not None for name in LOGIT_TRANSFORMS):
+        raise ValueError(f"{config.model_type}: completion_logits_only does not handle scaled or soft-capped logits")
+    previous_forward = model.forward
+
+    def forward(self, *args, fused_lm_head=False, labels=None, shift_labels=None, num_items_in_batch=None, **kwargs):
+        if not fused_lm_head or shift_labels is not None or getattr(config, "output_router_logits", False):
+            return previous_forward(
+                *args,
+                fused_lm_head=fused_lm_head,
+                labels=labels,
+                shift_labels=shift_labels,
+                num_items_in_batch=num_items_in_batch,
+                **kwargs,
+            )
+        kwargs["use_cache"] = False
+        hidden_states = self.base_model(*args, **kwargs).last_hidden_state[:, :-1]
+        lm_head = self.get_output_embeddings()
+        labels = labels[:, 1:].to(lm_head.weight.device)
+        mask = labels != -100
+        log_probs, entropy, _, _, is_top1 = ChunkedLogProbFunction.apply(
+            hidden_states.to(lm_head.weight.device)[mask],
+            lm_head.weight,
+            lm_head.bias,
+            labels[mask],
+            1.0,
+            LM_HEAD_CHUNK_SIZE,
+            None,
+            1.0,
+            ("log_probs", "entropy", "is_top1"),
+        )
+        # `masked_scatter` keeps the graph connected when a micro-batch has no label, as trl's head does
+        log_probs, entropy, is_top1 = (
+            x.new_zeros(mask.shape).masked_scatter(mask, x) for x in (log_probs, entropy, is_top1)
+        )
+        denominator = mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
+        # A ModelOutput, not a plain object: DDP finds the output tensors in it to hook its gradient reduction
+        return FusedCausalLMOutput(
+            loss=-log_probs.sum() / denominator, log_probs=log_probs, entropy=entropy, is_top1=is_top1, label_mask=mask
+        )
+
+    model.forward = types.MethodType(forward, model)
