@@ -14,7 +14,7 @@ through the tokenizer's chat template, or `templates/chatml.jinja` for a tokeniz
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,27 @@ def summarize_messages(dialogue: Sequence[Mapping[str, Any]], where: str = "dial
         {"role": "system", "content": SYSTEM_PROMPTS[SUMMARIZE]},
         {"role": "user", "content": f"{SUMMARIZE_INSTRUCTION}\n\n{render_dialogue(dialogue, where)}"},
     ]
+
+
+def fit_dialogue(
+    dialogue: Sequence[Mapping[str, Any]], fits: Callable[[Sequence[Mapping[str, Any]]], bool]
+) -> list[Mapping[str, Any]]:
+    """`dialogue` with turns taken out of its middle until `fits(turns)` holds (the first and the last turns stay:
+    a summary names the request and how it ended), then, down to two turns, with the longer one's words halved.
+
+    Training uses it so that no example is dropped or loses its summary for length: the dialogue is cut, never
+    the target.
+    """
+    turns = list(dialogue)
+    while not fits(turns) and len(turns) > 2:
+        del turns[len(turns) // 2]
+    while not fits(turns):
+        longest = max(range(len(turns)), key=lambda index: len(turns[index]["text"].split()))
+        words = turns[longest]["text"].split()
+        if len(words) < 2:
+            raise PromptFormatError("the dialogue cannot be shortened to fit: even two one-word turns are too long")
+        turns[longest] = {**turns[longest], "text": " ".join(words[: len(words) // 2])}
+    return turns
 
 
 def generate_messages(summary: str, where: str = "summary") -> list[dict[str, str]]:

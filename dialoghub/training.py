@@ -30,7 +30,8 @@ from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_co
 from dialoghub import prompts
 from dialoghub.cards import SUMMARY_FILE, push_adapter
 from dialoghub.generation import resolve_repo
-from dialoghub.training_kernels import AdapterSFTTrainer
+from dialoghub.hardware import resolve_dtype
+from dialoghub.training_kernels import SEGMENT_LENGTHS, AdapterSFTTrainer, shared_prefix_example
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,15 @@ class AdapterSFTConfig(SFTConfig):
             "(trl's own padding_free requires packing or max_length=None, and flash-attention to be fast)."
         },
     )
+    share_prompt: bool = field(
+        default=True,
+        metadata={
+            "help": "Tokenize the examples here, for flatten_batches: every reference summary of a dialog (with "
+            "all_summaries) in one sequence that computes the dialog once (see training_kernels."
+            "shared_prefix_example), and a dialog too long for max_length cut in its middle turns, never its summary "
+            "(prompts.fit_dialogue). Off: trl tokenizes one example per summary and truncates at max_length."
+        },
+    )
 
 
 def lora_config(model_args: ModelConfig):
@@ -108,7 +118,7 @@ def model_init_kwargs(model_args: ModelConfig, training_args: SFTConfig) -> dict
     kwargs = {
         "revision": model_args.model_revision,
         "attn_implementation": model_args.attn_implementation,
-        "dtype": model_args.dtype,
+        "dtype": resolve_dtype(model_args.dtype, "cpu" if training_args.use_cpu else "cuda"),
     }
     if model_args.load_in_4bit or model_args.load_in_8bit:
         kwargs["device_map"] = {"": "cpu"} if training_args.use_cpu else None
@@ -123,9 +133,12 @@ def load_tokenizer(model_args: ModelConfig):
     return tokenizer
 
 
-def load_sft_splits(script_args: AdapterScriptArguments):
-    """(train, eval) prompt-completion datasets from the dataset repo at `dataset_revision`."""
+def load_sft_splits(script_args: AdapterScriptArguments, training_args: SFTConfig | None = None, tokenizer=None):
+    """(train, eval) datasets from the dataset repo at `dataset_revision`: trl's prompt-completion rows, or, with
+    `share_prompt` (and a tokenizer), the tokenized shared-prompt sequences of `encode_shared_prompt`."""
     dataset = load_dataset(script_args.dataset_name, script_args.dataset_config, revision=script_args.dataset_revision)
+    share = tokenizer is not None and getattr(training_args, "share_prompt", False)
+    share = share and getattr(training_args, "flatten_batches", False)
     splits = []
     for split, limit in (
         (script_args.dataset_train_split, script_args.max_train_samples),
@@ -139,8 +152,74 @@ def load_sft_splits(script_args: AdapterScriptArguments):
         rows = dataset[split]
         if limit is not None and not script_args.full_data:
             rows = rows.select(range(min(limit, len(rows))))
-        splits.append(prompts.to_sft_dataset(rows, script_args.task, script_args.all_summaries))
+        if share:
+            splits.append(
+                encode_shared_prompt(
+                    rows, script_args.task, tokenizer, training_args.max_length, script_args.all_summaries
+                )
+            )
+        else:
+            splits.append(prompts.to_sft_dataset(rows, script_args.task, script_args.all_summaries))
     return tuple(splits)
+
+
+def encode_shared_prompt(rows, task: str, tokenizer, max_length: int | None, all_summaries: bool):
+    """Tokenized training sequences, one per distinct prompt of each dataset row (`shared_prefix_example`).
+
+    For summarize, a dialog whose prompt and longest summary exceed max_length loses middle turns until they fit
+    (`prompts.fit_dialogue`), so no example is dropped and no summary is cut. For generate the completion is the
+    dialogue: a sequence over max_length is an error, since cutting it would teach the model not to finish.
+    """
+    prompts.check_task(task)
+
+    def token_count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode(example: dict[str, Any]) -> dict[str, Any]:
+        pairs = prompts.sft_rows(task, example, all_summaries)
+        completions = [prompts.render_completion(tokenizer, pair["prompt"], pair["completion"]) for pair in pairs]
+        completion_ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in completions]
+        turns = example.get("dialogue")
+        if task == prompts.SUMMARIZE and max_length is not None:
+            budget = max_length - max(len(ids) for ids in completion_ids)
+            turns = prompts.fit_dialogue(
+                turns,
+                lambda kept: token_count(prompts.render_prompt(tokenizer, prompts.summarize_messages(kept))) <= budget,
+            )
+        groups: dict[str, list[list[int]]] = {}
+        for pair, ids in zip(pairs, completion_ids, strict=True):
+            prompt = prompts.summarize_messages(turns) if task == prompts.SUMMARIZE else pair["prompt"]
+            groups.setdefault(prompts.render_prompt(tokenizer, prompt), []).append(ids)
+        cut_turns = len(example["dialogue"]) - len(turns) if task == prompts.SUMMARIZE else 0
+        sequences = [
+            shared_prefix_example(tokenizer(text, add_special_tokens=False)["input_ids"], ids)
+            for text, ids in groups.items()
+        ]
+        for sequence in sequences:
+            longest = sequence[SEGMENT_LENGTHS][0] + max(sequence[SEGMENT_LENGTHS][1:], default=0)
+            if max_length is not None and longest > max_length:
+                raise ValueError(
+                    f"conversation {example.get('conversation_id')}: {longest} tokens, over max_length {max_length}; "
+                    "raise max_length (a generate target is never cut)"
+                )
+        return {
+            "conversation_id": [example.get("conversation_id")] * len(sequences),
+            "prompt": [prompts.summarize_messages(turns) if task == prompts.SUMMARIZE else pairs[0]["prompt"]]
+            * len(sequences),
+            "cut_turns": [cut_turns] * len(sequences),
+            **{key: [sequence[key] for sequence in sequences] for key in ("input_ids", "labels", SEGMENT_LENGTHS)},
+        }
+
+    def encode_batch(batch: dict[str, list]) -> dict[str, list]:
+        encoded = [
+            encode({key: values[index] for key, values in batch.items()}) for index in range(len(batch["dialogue"]))
+        ]
+        return {key: [value for item in encoded for value in item[key]] for key in encoded[0]}
+
+    dataset = rows.map(encode_batch, batched=True, remove_columns=rows.column_names, desc=f"{task} sequences")
+    if cut := sum(1 for count in dataset["cut_turns"] if count):
+        logger.info("%d of %d dialogs lost middle turns to fit max_length %s", cut, len(dataset), max_length)
+    return dataset
 
 
 def build_trainer(
@@ -151,16 +230,20 @@ def build_trainer(
     eval_dataset=None,
     callbacks: list[TrainerCallback] | None = None,
     trainer_class: type[SFTTrainer] = AdapterSFTTrainer,
+    tokenizer=None,
 ) -> SFTTrainer:
     """The LoRA (or QLoRA, with load_in_4bit) trainer, loss on the completion only."""
     training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
     training_args.completion_only_loss = True
+    if SEGMENT_LENGTHS in train_dataset.column_names:
+        # Tokenized, labelled and fitted to max_length by encode_shared_prompt: trl's preparation would cut them
+        training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     return trainer_class(
         model=model_args.model_name_or_path,
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
-        processing_class=load_tokenizer(model_args),
+        processing_class=tokenizer or load_tokenizer(model_args),
         peft_config=lora_config(model_args),
         quantization_config=get_quantization_config(model_args),
         callbacks=callbacks,
@@ -286,7 +369,7 @@ def training_summary(
             "lora_dropout": model_args.lora_dropout,
             "lora_target_modules": model_args.lora_target_modules,
             "load_in_4bit": model_args.load_in_4bit,
-            "dtype": model_args.dtype,
+            "dtype": training_args.model_init_kwargs.get("dtype", model_args.dtype),
         },
         "widget": widget_example,
         "framework_versions": framework_versions(),
@@ -319,8 +402,11 @@ def train(
     if script_args.push and not training_args.hub_model_id:
         raise ValueError("--push needs --hub_model_id (the adapter repo, e.g. org/summarizer-lora)")
     check_report_to(training_args)
-    train_dataset, eval_dataset = load_sft_splits(script_args)
-    trainer = build_trainer(script_args, training_args, model_args, train_dataset, eval_dataset, callbacks)
+    tokenizer = load_tokenizer(model_args)
+    train_dataset, eval_dataset = load_sft_splits(script_args, training_args, tokenizer)
+    trainer = build_trainer(
+        script_args, training_args, model_args, train_dataset, eval_dataset, callbacks, tokenizer=tokenizer
+    )
     trainer.train(resume_from_checkpoint=resume_checkpoint(script_args, training_args))
     eval_metrics = final_eval_metrics(trainer) if eval_dataset is not None else {}
     output_dir = Path(training_args.output_dir)

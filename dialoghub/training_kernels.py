@@ -9,6 +9,8 @@ against plain `SFTTrainer` on the same batch, and `benchmarks/train_bench.py` me
 from __future__ import annotations
 
 import types
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import AttentionInterface
@@ -36,8 +38,9 @@ VARLEN_SDPA = "dialoghub_varlen_sdpa"
 
 def varlen_sdpa_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
     """Causal attention within each sequence of a padding-free batch, one `scaled_dot_product_attention` call per
-    sequence (the `cu_seq_lens_q` boundaries that trl's collator sends). On a batch that is not padding-free it is
-    plain sdpa with its mask.
+    sequence (the `cu_seq_lens_q` boundaries that the collators send). A sequence that `SharedPrefixCollator` built
+    from several completions of one prompt comes with its segment lengths in `shared_prefix_segments`. On a batch
+    that is not padding-free it is plain sdpa with its mask.
 
     Plain sdpa would attend over the whole concatenated row under a block-diagonal mask: the cost of attention
     grows with the square of the batch's total length instead of the sum of squares of its sequences' lengths,
@@ -47,23 +50,98 @@ def varlen_sdpa_attention(module, query, key, value, attention_mask, dropout=0.0
     if boundaries is None or query.shape[0] != 1:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
     boundaries = boundaries.tolist()
-    outputs = [
-        torch.nn.functional.scaled_dot_product_attention(
-            query[:, :, start:end],
-            key[:, :, start:end],
-            value[:, :, start:end],
-            dropout_p=dropout,
-            scale=scaling,
-            is_causal=True,
-            enable_gqa=query.shape[1] != key.shape[1],
-        )
-        for start, end in zip(boundaries[:-1], boundaries[1:], strict=True)
-    ]
+    layouts = kwargs.get(SHARED_PREFIX_SEGMENTS) or [None] * (len(boundaries) - 1)
+    gqa = query.shape[1] != key.shape[1]
+
+    def attend(queries: slice, keys: list[slice], mask: torch.Tensor | None = None) -> torch.Tensor:
+        key_part = torch.cat([key[:, :, part] for part in keys], dim=2) if len(keys) > 1 else key[:, :, keys[0]]
+        value_part = torch.cat([value[:, :, part] for part in keys], dim=2) if len(keys) > 1 else value[:, :, keys[0]]
+        return torch.nn.functional.scaled_dot_product_attention(
+            query[:, :, queries], key_part, value_part, attn_mask=mask, dropout_p=dropout, scale=scaling,
+            is_causal=mask is None, enable_gqa=gqa,
+        )  # fmt: skip
+
+    outputs = []
+    for start, end, segments in zip(boundaries[:-1], boundaries[1:], layouts, strict=True):
+        if segments is None or len(segments) == 1:
+            outputs.append(attend(slice(start, end), [slice(start, end)]))
+            continue
+        # A shared-prompt sequence: the shared part attends causally to itself, each segment to the shared part and
+        # causally to itself, never to a sibling segment (see shared_prefix_example)
+        shared = slice(start, start + segments[0])
+        outputs.append(attend(shared, [shared]))
+        offset = shared.stop
+        for length in segments[1:]:
+            segment = slice(offset, offset + length)
+            causal = torch.ones(length, length, dtype=torch.bool, device=query.device).tril()
+            mask = torch.cat([causal.new_ones(length, segments[0]), causal], dim=1)
+            outputs.append(attend(segment, [shared, segment], mask))
+            offset += length
     return torch.cat(outputs, dim=2).transpose(1, 2).contiguous(), None
 
 
 AttentionInterface.register(VARLEN_SDPA, varlen_sdpa_attention)
 AttentionMaskInterface.register(VARLEN_SDPA, sdpa_mask)
+
+SHARED_PREFIX_SEGMENTS = "shared_prefix_segments"
+SEGMENT_LENGTHS = "segment_lengths"
+
+
+def shared_prefix_example(prompt_ids: list[int], completions_ids: list[list[int]]) -> dict[str, list[int]]:
+    """One training sequence for several completions of one prompt, the prompt's tokens computed once.
+
+    The prompt's last token is repeated at the head of each completion's segment, at the same position id, so that
+    its hidden state (the one that predicts the completion's first token) is computed for each completion; the
+    shared part is the prompt without its last token. With the attention `varlen_sdpa_attention` gives such a
+    sequence (each segment sees the shared part and itself, never a sibling), every completion token gets the logits
+    it would get in the sequence prompt + completion alone: K references cost P + sum(len) tokens instead of
+    K * P + sum(len).
+    `segment_lengths` is [shared, segment 1, ...]; a single completion is the plain sequence.
+    """
+    if len(completions_ids) == 1:
+        ids = prompt_ids + completions_ids[0]
+        return {
+            "input_ids": ids,
+            "labels": [-100] * len(prompt_ids) + completions_ids[0],
+            SEGMENT_LENGTHS: [len(ids)],
+        }
+    *shared, head = prompt_ids
+    input_ids, labels, lengths = list(shared), [-100] * len(shared), [len(shared)]
+    for completion in completions_ids:
+        input_ids += [head, *completion]
+        labels += [-100, *completion]
+        lengths.append(1 + len(completion))
+    return {"input_ids": input_ids, "labels": labels, SEGMENT_LENGTHS: lengths}
+
+
+def shared_prefix_positions(segment_lengths: list[int]) -> torch.Tensor:
+    """Position ids of one `shared_prefix_example` sequence: each segment continues from the shared part."""
+    shared, *segments = segment_lengths
+    return torch.cat([torch.arange(shared)] + [torch.arange(shared, shared + length) for length in segments])
+
+
+@dataclass
+class SharedPrefixCollator:
+    """Padding-free batches of `shared_prefix_example` sequences: one row, the boundaries in `cu_seq_lens_q/k` as
+    trl's padding-free collator sends them, and each sequence's segment lengths for `varlen_sdpa_attention`."""
+
+    pad_token_id: int
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        lengths = torch.tensor([len(example["input_ids"]) for example in examples])
+        boundaries = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]).to(torch.int32)
+        return {
+            "input_ids": torch.tensor([id_ for example in examples for id_ in example["input_ids"]])[None],
+            "labels": torch.tensor([label for example in examples for label in example["labels"]])[None],
+            "position_ids": torch.cat([shared_prefix_positions(example[SEGMENT_LENGTHS]) for example in examples])[
+                None
+            ],
+            "cu_seq_lens_q": boundaries,
+            "cu_seq_lens_k": boundaries,
+            "max_length_q": int(lengths.max()),
+            "max_length_k": int(lengths.max()),
+            SHARED_PREFIX_SEGMENTS: [list(example[SEGMENT_LENGTHS]) for example in examples],
+        }
 
 
 class AdapterSFTTrainer(SFTTrainer):
@@ -72,15 +150,25 @@ class AdapterSFTTrainer(SFTTrainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        shared_prefix = SEGMENT_LENGTHS in (self.train_dataset.column_names or [])
+        if shared_prefix and not getattr(self.args, "flatten_batches", False):
+            raise ValueError("Shared-prompt sequences (segment_lengths) need flatten_batches: their masks are per row")
         if getattr(self.args, "flatten_batches", False):
             # The dataset is truncated to max_length by now, during preparation: only the batching changes.
-            self.data_collator = DataCollatorForLanguageModeling(
-                pad_token_id=self._tokenizer.pad_token_id, padding_free=True
+            pad_token_id = self._tokenizer.pad_token_id
+            self.data_collator = (
+                SharedPrefixCollator(pad_token_id)
+                if shared_prefix
+                else DataCollatorForLanguageModeling(pad_token_id=pad_token_id, padding_free=True)
             )
             self.padding_free = True
             self._base_model().set_attn_implementation(VARLEN_SDPA)
         if getattr(self.args, "completion_logits_only", False):
             restrict_lm_head_to_labels(self._base_model())
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        self._signature_columns = [*self._signature_columns, SEGMENT_LENGTHS]
 
     def _base_model(self):
         return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model

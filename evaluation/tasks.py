@@ -299,10 +299,25 @@ TWEETSUMM_ABSTRACTIVE = Task(
     prompt_function=summarize_prompt,
     scorer=score_summaries_task,
     headline_metric="rougeL",
-    leaderboard_metrics=("rougeL", "rouge1", "rouge2", "rougeLsum", "semantic_similarity", "bleu", "chrf"),
+    leaderboard_metrics=(
+        "rougeL",
+        "rouge1",
+        "rouge2",
+        "rougeLsum",
+        "ref1_rougeL",
+        "semantic_similarity",
+        "bleu",
+        "chrf",
+    ),  # fmt: skip
     max_new_tokens=prompts.ANSWER_MAX_NEW_TOKENS[prompts.SUMMARIZE],
     reference_rows=(*BASELINES, HUMAN),
-    metric_labels={**_ROUGE_LABELS, "semantic_similarity": "SemSim", "bleu": "BLEU", "chrf": "chrF"},
+    metric_labels={
+        **_ROUGE_LABELS,
+        "ref1_rougeL": "R-L 1 ref",
+        "semantic_similarity": "SemSim",
+        "bleu": "BLEU",
+        "chrf": "chrF",
+    },
 )
 
 SYNTHETIC_DIALOGUE = Task(

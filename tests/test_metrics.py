@@ -209,7 +209,7 @@ def test_bootstrap_is_seeded_and_brackets_the_point_estimate():
     assert first.metrics == again.metrics
     assert first.metrics["rougeL"] != other_seed.metrics["rougeL"]
     assert first.metrics["rougeL"].value == other_seed.metrics["rougeL"].value
-    assert set(first.metrics) == {*ROUGE_TYPES, "bleu", "chrf"}
+    assert set(first.metrics) == {*ROUGE_TYPES, *(f"ref1_{name}" for name in ROUGE_TYPES), "bleu", "chrf"}
     for name, estimate in first.metrics.items():
         assert estimate.ci_low < estimate.value < estimate.ci_high, name
 
@@ -263,3 +263,15 @@ def test_profanity_scorer_ranks_toxic_above_benign():
     benign, toxic = scorer(["Thanks for the quick help with my order!", "You are a fucking idiot, shut up."])
     assert 0 <= benign < 0.5 < toxic <= 1
     assert scorer([]) == []
+
+
+def test_first_reference_rouge_is_evaluates_default_single_reference_score():
+    from evaluation.metrics.rouge import first_reference_rouge_per_sample
+
+    scores = first_reference_rouge_per_sample(
+        ["the cat sat", "cats running"], [["the cat sat on the mat", "the cat sat"], ["cat run", "cats running"]]
+    )
+    # Only the first reference counts (the second would give 1.0), and there is no stemming ("cats" != "cat").
+    assert scores["rouge1"] == pytest.approx([2 * 1.0 * 0.5 / 1.5, 0.0])
+    assert scores["rougeL"] == pytest.approx([2 * 1.0 * 0.5 / 1.5, 0.0])
+    assert scores["rouge2"] == pytest.approx([2 * 1.0 * 0.4 / 1.4, 0.0])

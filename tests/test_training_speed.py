@@ -7,8 +7,8 @@ from tiny_models import save_tiny_base, tiny_run_args, tiny_tweetsumm
 from trl import SFTTrainer
 
 from dialoghub import prompts
-from dialoghub.training import build_trainer
-from dialoghub.training_kernels import VARLEN_SDPA, AdapterSFTTrainer
+from dialoghub.training import build_trainer, encode_shared_prompt
+from dialoghub.training_kernels import SEGMENT_LENGTHS, VARLEN_SDPA, AdapterSFTTrainer, SharedPrefixCollator
 
 BATCH = 4
 
@@ -85,3 +85,65 @@ def test_eval_loss_is_the_same(base_dir, tmp_path):
     plain_loss = plain.evaluate(eval_rows)["eval_loss"]
     fast_loss = fast.evaluate(eval_rows)["eval_loss"]
     assert fast_loss == pytest.approx(plain_loss, rel=1e-5)
+
+
+def test_shared_prompt_sequence_gives_the_separate_references_loss_and_gradients(base_dir, tmp_path):
+    """All references of a dialog in one sequence (the dialog computed once) = one sequence per reference."""
+    fast = make_trainer(base_dir, tmp_path / "fast", prompts.SUMMARIZE, fast=True)
+    rows = tiny_tweetsumm()["train"]
+    dialog = next(index for index, row in enumerate(rows) if len(row["summaries"]) > 1)
+    tokenizer = fast.processing_class
+    shared = encode_shared_prompt(rows.select([dialog]), prompts.SUMMARIZE, tokenizer, 512, all_summaries=True)
+    assert len(shared) == 1 and len(shared[0][SEGMENT_LENGTHS]) == 3  # the shared prompt + one segment per summary
+    # trl's tokenization of prompt + completion of each reference, rebuilt from the shared sequence's segments
+    ids, (shared_length, *segment_lengths) = shared[0]["input_ids"], shared[0][SEGMENT_LENGTHS]
+    starts = [shared_length + sum(segment_lengths[:index]) for index in range(len(segment_lengths))]
+    expected = [
+        ids[:shared_length] + ids[start : start + length]
+        for start, length in zip(starts, segment_lengths, strict=True)
+    ]
+    separate = [
+        {"input_ids": example["input_ids"], "labels": example["labels"]}
+        for example in fast.train_dataset
+        if example["input_ids"] in expected
+    ]
+    assert [example["input_ids"] for example in separate] == expected
+
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in lora_parameters(fast).values():
+            param.copy_(torch.randn(param.shape, generator=generator) * 0.05)
+    results = []
+    for batch in (
+        fast.data_collator(separate),
+        SharedPrefixCollator(tokenizer.pad_token_id)([{key: shared[0][key] for key in shared.column_names}]),
+    ):
+        fast.model.zero_grad()
+        fast.model.train()
+        loss = fast.compute_loss(fast.model, batch)
+        loss.backward()
+        results.append((loss.detach(), {k: p.grad.clone() for k, p in lora_parameters(fast).items()}))
+    (separate_loss, separate_grads), (shared_loss, shared_grads) = results
+    torch.testing.assert_close(shared_loss, separate_loss, rtol=1e-5, atol=1e-6)
+    for name, grad in separate_grads.items():
+        assert grad.abs().max() > 0, name
+        assert (shared_grads[name] - grad).abs().max() <= 1e-4 * grad.abs().max(), name
+
+
+def test_a_dialog_too_long_loses_middle_turns_never_its_summary(base_dir, tmp_path):
+    fast = make_trainer(base_dir, tmp_path / "fast", prompts.SUMMARIZE, fast=True)
+    rows = tiny_tweetsumm()["train"]
+    long_rows = rows.filter(lambda row: len(row["dialogue"]) == 4)
+    full = encode_shared_prompt(long_rows, prompts.SUMMARIZE, fast.processing_class, None, all_summaries=True)
+
+    def attended(example):  # the longest sequence one summary sees: the prompt and itself
+        return example[SEGMENT_LENGTHS][0] + max(example[SEGMENT_LENGTHS][1:], default=0)
+
+    budget = max(attended(example) for example in full) - 12
+    fitted = encode_shared_prompt(long_rows, prompts.SUMMARIZE, fast.processing_class, budget, all_summaries=True)
+    assert len(fitted) == len(full)  # nothing dropped
+    assert any(example["cut_turns"] for example in fitted)
+    for before, after in zip(full, fitted, strict=True):
+        completion = [label for label in before["labels"] if label != -100]
+        assert [label for label in after["labels"] if label != -100] == completion  # every summary token kept
+        assert attended(after) <= budget

@@ -20,11 +20,18 @@ from evaluation.metrics.bootstrap import (
 )
 from evaluation.metrics.inputs import check_predictions_and_references
 from evaluation.metrics.lengths import length_statistics
-from evaluation.metrics.rouge import ROUGE_TYPES, leave_one_out_scores, rouge_per_sample
+from evaluation.metrics.rouge import (
+    ROUGE_TYPES,
+    first_reference_rouge_per_sample,
+    leave_one_out_scores,
+    rouge_per_sample,
+)
 from evaluation.metrics.semantic import SemanticSimilarity
 from evaluation.metrics.toxicity import ToxicityScorer, summarize_toxicity
 
 LEAVE_ONE_OUT = "leave-one-out"
+# Metric-name prefix of the single-reference ROUGE scores (first reference, `evaluate`'s defaults)
+FIRST_REFERENCE = "ref1_"
 
 
 @dataclass(frozen=True)
@@ -60,14 +67,16 @@ def score_summaries(
     seed: int = 0,
     confidence: float = DEFAULT_CONFIDENCE,
 ) -> MetricsReport:
-    """ROUGE under `protocol`, corpus BLEU and chrF, semantic similarity (if a model is given), length statistics
-    and toxicity of the predictions (if a scorer is given)."""
+    """ROUGE under `protocol` and against the first reference alone (`ref1_*`), corpus BLEU and chrF, semantic
+    similarity (if a model is given), length statistics and toxicity of the predictions (if a scorer is given)."""
     check_predictions_and_references(predictions, references)
     indices = bootstrap_indices(len(predictions), n_bootstrap, seed)
 
     per_sample = {
         name: _percent(values) for name, values in rouge_per_sample(predictions, references, protocol).items()
     }
+    for name, values in first_reference_rouge_per_sample(predictions, references).items():
+        per_sample[f"{FIRST_REFERENCE}{name}"] = _percent(values)
     statistics: dict[str, float | int | str] = {}
     if semantic_similarity is not None:
         per_sample["semantic_similarity"] = _percent(semantic_similarity(predictions, references))

@@ -16,6 +16,10 @@ best F-measure, and only F-measures are reported here, so "max" below is exactly
 - `jackknife`: for each of the k subsets of k-1 references, the best F-measure over that subset; the mean of those k
   values. With k = 1 it is the plain single-reference score. This is the protocol that makes a system comparable to
   the human leave-one-out row (`leave_one_out_scores`), where each reference is scored against the k-1 others.
+
+Single-reference protocol (`first_reference_rouge_per_sample`): the prediction against the dialog's first reference
+only, scored exactly as Hugging Face `evaluate`'s "rouge" metric scores it by default (rouge_score, no stemmer, no
+sentence splitting), the protocol of the public single-reference TweetSumm model cards.
 """
 
 from collections.abc import Sequence
@@ -36,8 +40,8 @@ def _sentence_splitter() -> PunktSentenceTokenizer:
 
 
 @cache
-def _rouge_scorer() -> RougeScorer:
-    return RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
+def _rouge_scorer(use_stemmer: bool = True) -> RougeScorer:
+    return RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -98,3 +102,17 @@ def leave_one_out_scores(summaries: Sequence[str]) -> dict[str, float]:
         rouge_type: sum(max(scores[rouge_type]) for scores in held_out_scores) / len(summaries)
         for rouge_type in ROUGE_TYPES
     }
+
+
+def first_reference_rouge_per_sample(
+    predictions: Sequence[str], references: Sequence[Sequence[str]]
+) -> dict[str, list[float]]:
+    """Per-sample F-measures in [0, 1] against each sample's first reference, as `evaluate.load("rouge")` computes
+    them with its defaults (`use_stemmer=False`; its mean over samples is what `use_aggregator=False` averages to)."""
+    check_predictions_and_references(predictions, references)
+    scorer = _rouge_scorer(use_stemmer=False)
+    scores = [
+        scorer.score(sample_references[0], prediction)
+        for prediction, sample_references in zip(predictions, references, strict=True)
+    ]
+    return {rouge_type: [score[rouge_type].fmeasure for score in scores] for rouge_type in ROUGE_TYPES}
