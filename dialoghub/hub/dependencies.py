@@ -1,0 +1,144 @@
+"""What every route of the embedded Hub shares: the storage, token checks, repo ids and open-repo contexts.
+
+Routes take these as FastAPI dependencies (`Depends`), so each route says what it needs in its signature and no
+route opens or closes a repo by hand.
+"""
+
+import hmac
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from dulwich.repo import Repo
+from fastapi import Depends, Request
+
+from dialoghub.hub.storage import HubStorage
+from dialoghub.hub.validation import REPO_TYPES, URL_PREFIX_TO_TYPE, HubError, validate_repo_id
+
+LOCAL_USER = "dialoghub"
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """Per-app state, kept in `app.state.hub` by `create_app`."""
+
+    storage: HubStorage
+    token: str | None
+    # LFS URLs carry a signature instead of the bearer token: the client PUTs to them without auth headers, as it
+    # would to a presigned S3 URL.
+    signing_key: bytes
+
+
+def get_settings(request: Request) -> HubSettings:
+    return request.app.state.hub
+
+
+def get_storage(request: Request) -> HubStorage:
+    return get_settings(request).storage
+
+
+Settings = Annotated[HubSettings, Depends(get_settings)]
+Storage = Annotated[HubStorage, Depends(get_storage)]
+
+
+def has_valid_token(request: Request) -> bool:
+    token = get_settings(request).token
+    if token is None:
+        return True
+    header = request.headers.get("authorization", "")
+    return header.startswith("Bearer ") and hmac.compare_digest(header[len("Bearer ") :].strip(), token)
+
+
+def require_write(request: Request) -> None:
+    if not has_valid_token(request):
+        raise HubError(401, None, "Invalid credentials: this Hub requires `Authorization: Bearer <token>`")
+
+
+WRITE_ACCESS = [Depends(require_write)]
+
+
+@dataclass(frozen=True)
+class RepoRef:
+    type: str
+    id: str
+
+    def url(self, request: Request) -> str:
+        prefix = "" if self.type == "model" else f"{REPO_TYPES[self.type]}/"
+        return f"{base_url(request)}/{prefix}{self.id}"
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def type_from_prefix(type_prefix: str) -> str:
+    if type_prefix not in URL_PREFIX_TO_TYPE:
+        raise HubError(404, None, f"Unknown repo type {type_prefix!r}")
+    return URL_PREFIX_TO_TYPE[type_prefix]
+
+
+def api_repo(type_prefix: str, namespace: str, name: str) -> RepoRef:
+    """The repo of an `/api/{models,datasets,spaces}/{namespace}/{name}/...` route."""
+    return RepoRef(type_from_prefix(type_prefix), validate_repo_id(namespace, name))
+
+
+def url_repo(repo_type: str) -> Callable[[str, str], RepoRef]:
+    """The repo of a `/{datasets/}{namespace}/{name}...` route, whose prefix fixes the repo type."""
+
+    def dependency(namespace: str, name: str) -> RepoRef:
+        return RepoRef(repo_type, validate_repo_id(namespace, name))
+
+    return dependency
+
+
+ApiRepo = Annotated[RepoRef, Depends(api_repo)]
+
+
+@contextmanager
+def open_repo(storage: HubStorage, ref: RepoRef) -> Iterator[Repo]:
+    repo = storage.open(ref.type, ref.id)
+    try:
+        yield repo
+    finally:
+        repo.close()
+
+
+@contextmanager
+def open_readable(request: Request, ref: RepoRef) -> Iterator[Repo]:
+    """The repo, if the caller may read it: a private repo you can't read looks like a missing one, as on the Hub."""
+    storage = get_storage(request)
+    with open_repo(storage, ref) as repo:
+        if storage.is_private(repo) and not has_valid_token(request):
+            raise HubError(401, "RepoNotFound", f"Repository {ref.type}s/{ref.id} not found")
+        yield repo
+
+
+def readable_repo(ref_dependency: Callable[..., RepoRef] = api_repo) -> Callable[..., Iterator[Repo]]:
+    """A dependency yielding the open repo of `ref_dependency`, closed when the request is done."""
+
+    def dependency(request: Request, ref: Annotated[RepoRef, Depends(ref_dependency)]) -> Iterator[Repo]:
+        with open_readable(request, ref) as repo:
+            yield repo
+
+    return dependency
+
+
+ReadableApiRepo = Annotated[Repo, Depends(readable_repo(api_repo))]
+
+
+async def json_body(request: Request) -> dict:
+    body = await request.body()
+    try:
+        data = json.loads(body or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise HubError(400, None, f"Invalid JSON body: {error}") from error
+    if not isinstance(data, dict):
+        raise HubError(400, None, "The JSON body must be an object")
+    return data
+
+
+def iso_time(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")

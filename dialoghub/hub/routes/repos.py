@@ -1,0 +1,146 @@
+"""Repos: create, delete, list, and the repo info (`model_info`, `dataset_info`, `repo_info`)."""
+
+import hashlib
+
+from dulwich.repo import Repo
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from dialoghub.hub.dependencies import (
+    LOCAL_USER,
+    WRITE_ACCESS,
+    ApiRepo,
+    ReadableApiRepo,
+    RepoRef,
+    Storage,
+    iso_time,
+    json_body,
+    open_repo,
+    type_from_prefix,
+)
+from dialoghub.hub.storage import HubStorage
+from dialoghub.hub.validation import HubError, card_data, validate_repo_id, validate_repo_type
+
+router = APIRouter()
+
+
+@router.post("/api/repos/create", dependencies=WRITE_ACCESS)
+async def create_repo(request: Request, storage: Storage):
+    data = await json_body(request)
+    repo_type = validate_repo_type(data.get("type"))
+    ref = RepoRef(repo_type, validate_repo_id(data.get("organization") or LOCAL_USER, data.get("name") or ""))
+    url = ref.url(request)
+    try:
+        private = data.get("visibility") in ("private", "protected") or bool(data.get("private"))
+        await run_in_threadpool(storage.create, ref.type, ref.id, private)
+    except HubError as error:
+        if error.status == 409:
+            return JSONResponse({"error": error.message, "url": url}, status_code=409)
+        raise
+    return {"url": url, "name": ref.id}
+
+
+@router.delete("/api/repos/delete", dependencies=WRITE_ACCESS)
+async def delete_repo(request: Request, storage: Storage):
+    data = await json_body(request)
+    repo_type = validate_repo_type(data.get("type"))
+    repo_id = validate_repo_id(data.get("organization") or LOCAL_USER, data.get("name") or "")
+    await run_in_threadpool(storage.delete, repo_type, repo_id)
+    return {}
+
+
+@router.get("/api/{type_prefix}")
+def list_repos(
+    storage: Storage, type_prefix: str, author: str | None = None, search: str | None = None, limit: int | None = None
+):
+    repo_type = type_from_prefix(type_prefix)
+    results = []
+    for repo_id in storage.list_repos(repo_type):
+        if (author and repo_id.split("/")[0] != author) or (search and search.lower() not in repo_id.lower()):
+            continue
+        with open_repo(storage, RepoRef(repo_type, repo_id)) as repo:
+            if storage.is_private(repo):
+                continue  # listings show public repos only
+            sha = storage.resolve(repo, "main")
+            results.append(
+                {
+                    "id": repo_id,
+                    "author": repo_id.split("/")[0],
+                    "sha": sha,
+                    "lastModified": iso_time(storage.commit_info(repo, sha).commit_time),
+                    "private": False,
+                    "tags": [],
+                    "downloads": 0,
+                    "likes": 0,
+                }
+            )
+        if limit and len(results) >= limit:
+            break
+    return results
+
+
+@router.get("/api/{type_prefix}/{namespace}/{name}")
+def repo_info(storage: Storage, ref: ApiRepo, repo: ReadableApiRepo):
+    return repo_info_json(storage, ref, repo, "main")
+
+
+@router.get("/api/{type_prefix}/{namespace}/{name}/revision/{revision:path}")
+def repo_info_at_revision(storage: Storage, ref: ApiRepo, repo: ReadableApiRepo, revision: str):
+    return repo_info_json(storage, ref, repo, revision)
+
+
+def repo_info_json(storage: HubStorage, ref: RepoRef, repo: Repo, revision: str) -> dict:
+    sha = storage.resolve(repo, revision)
+    commit = storage.commit_info(repo, sha)
+    files = storage.all_files(repo, sha)
+    siblings = []
+    for path in sorted(files):
+        entry = storage.entry(repo, sha, path)
+        sibling = {"rfilename": path, "blobId": entry.oid, "size": entry.size}
+        if entry.lfs_oid:
+            sibling["lfs"] = {"sha256": entry.lfs_oid, "size": entry.size, "pointerSize": entry.pointer_size}
+        siblings.append(sibling)
+    metadata = (
+        card_data(storage.read_blob(repo, files["README.md"].decode()).decode("utf-8", "replace"))
+        if ("README.md" in files)
+        else None
+    )
+    info = {
+        "_id": hashlib.sha1(f"{ref.type}/{ref.id}".encode()).hexdigest()[:24],
+        "id": ref.id,
+        "author": ref.id.split("/")[0],
+        "sha": sha,
+        "lastModified": iso_time(commit.commit_time),
+        "private": storage.is_private(repo),
+        "gated": False,
+        "disabled": False,
+        "downloads": 0,
+        "likes": 0,
+        "tags": card_tags(metadata),
+        "siblings": siblings,
+        "cardData": metadata,
+        "usedStorage": sum(sibling["size"] for sibling in siblings),
+    }
+    if ref.type == "model" and metadata:
+        info["library_name"] = metadata.get("library_name")
+        info["pipeline_tag"] = metadata.get("pipeline_tag")
+    if ref.type == "space" and metadata:
+        info["sdk"] = metadata.get("sdk")
+    return info
+
+
+def card_tags(metadata: dict | None) -> list[str]:
+    if not metadata:
+        return []
+    tags = []
+    for key, prefix in (
+        ("tags", ""),
+        ("license", "license:"),
+        ("language", ""),
+        ("task_categories", "task_categories:"),
+    ):
+        value = metadata.get(key)
+        for item in [value] if isinstance(value, str) else value or []:
+            tags.append(f"{prefix}{item}")
+    return tags
