@@ -10,10 +10,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from dialoghub.hub.dependencies import ReadableApiRepo, Storage, json_body, readable_repo, url_repo
+from dialoghub.hub.dependencies import Body, ReadableApiRepo, Storage, parse_json, readable_repo, url_repo
 from dialoghub.hub.validation import URL_PREFIX_TO_TYPE, HubError, validate_path
 
 router = APIRouter()
+
+
+class PathsInfoBody(Body):
+    paths: list[str] = []
 
 
 @router.get("/api/{type_prefix}/{namespace}/{name}/tree/{revision}")
@@ -27,7 +31,7 @@ def list_tree(storage: Storage, repo: ReadableApiRepo, revision: str, path: str 
 @router.post("/api/{type_prefix}/{namespace}/{name}/paths-info/{revision:path}")
 async def paths_info(request: Request, storage: Storage, repo: ReadableApiRepo, revision: str):
     if request.headers.get("content-type", "").startswith("application/json"):
-        paths = (await json_body(request)).get("paths") or []
+        paths = parse_json(PathsInfoBody, await request.body()).paths
     else:
         paths = (await request.form()).getlist("paths")
     paths = [validate_path(str(path).strip("/")) for path in paths]

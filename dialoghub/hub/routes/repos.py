@@ -1,9 +1,10 @@
 """Repos: create, delete, list, and the repo info (`model_info`, `dataset_info`, `repo_info`)."""
 
 import hashlib
+from typing import Annotated
 
 from dulwich.repo import Repo
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -11,6 +12,7 @@ from dialoghub.hub.dependencies import (
     LOCAL_USER,
     WRITE_ACCESS,
     ApiRepo,
+    Body,
     ReadableApiRepo,
     RepoRef,
     Storage,
@@ -25,14 +27,28 @@ from dialoghub.hub.validation import HubError, card_data, validate_repo_id, vali
 router = APIRouter()
 
 
+class RepoBody(Body):
+    name: str = ""
+    organization: str | None = None
+    type: str | None = None
+
+    def ref(self) -> RepoRef:
+        return RepoRef(validate_repo_type(self.type), validate_repo_id(self.organization or LOCAL_USER, self.name))
+
+
+class CreateRepoBody(RepoBody):
+    private: bool | None = None
+    visibility: str | None = None
+
+
 @router.post("/api/repos/create", dependencies=WRITE_ACCESS)
-async def create_repo(request: Request, storage: Storage):
-    data = await json_body(request)
-    repo_type = validate_repo_type(data.get("type"))
-    ref = RepoRef(repo_type, validate_repo_id(data.get("organization") or LOCAL_USER, data.get("name") or ""))
+async def create_repo(
+    request: Request, storage: Storage, body: Annotated[CreateRepoBody, Depends(json_body(CreateRepoBody))]
+):
+    ref = body.ref()
     url = ref.url(request)
     try:
-        private = data.get("visibility") in ("private", "protected") or bool(data.get("private"))
+        private = body.visibility in ("private", "protected") or bool(body.private)
         await run_in_threadpool(storage.create, ref.type, ref.id, private)
     except HubError as error:
         if error.status == 409:
@@ -42,17 +58,19 @@ async def create_repo(request: Request, storage: Storage):
 
 
 @router.delete("/api/repos/delete", dependencies=WRITE_ACCESS)
-async def delete_repo(request: Request, storage: Storage):
-    data = await json_body(request)
-    repo_type = validate_repo_type(data.get("type"))
-    repo_id = validate_repo_id(data.get("organization") or LOCAL_USER, data.get("name") or "")
-    await run_in_threadpool(storage.delete, repo_type, repo_id)
+async def delete_repo(storage: Storage, body: Annotated[RepoBody, Depends(json_body(RepoBody))]):
+    ref = body.ref()
+    await run_in_threadpool(storage.delete, ref.type, ref.id)
     return {}
 
 
 @router.get("/api/{type_prefix}")
 def list_repos(
-    storage: Storage, type_prefix: str, author: str | None = None, search: str | None = None, limit: int | None = None
+    storage: Storage,
+    type_prefix: str,
+    author: str | None = None,
+    search: str | None = None,
+    limit: Annotated[int | None, Query(ge=0)] = None,
 ):
     repo_type = type_from_prefix(type_prefix)
     results = []
