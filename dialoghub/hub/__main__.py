@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
 
-    from dialoghub.hub.faults import install_kill_switch
+    from dialoghub.hub.faults import install_fault_injection
     from dialoghub.hub.server import create_app
     from dialoghub.hub.serving import serve as serve_app
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     except RuntimeError as error:  # the root is owned by another server
         parser.exit(1, f"{error}\n")
-    install_kill_switch(args.root)  # after start-up: it counts the writes of requests only
+    install_fault_injection(app, args.root)
     print(f"dialoghub embedded Hub serving {os.path.abspath(args.root)} on {endpoint}", flush=True)
     serve_app(
         app,

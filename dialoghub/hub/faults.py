@@ -1,12 +1,14 @@
 """Deterministic crash points for the kill-and-retry tests.
 
-With `DIALOGHUB_HUB_KILL_AT=N` in its environment, the server SIGKILLs itself just before its N-th file-system write
-under its root after start-up (an open for writing, rename, unlink or mkdir, as Python's audit events report them).
-Every step of an upload, including the instant between dulwich creating a `.lock` file and renaming it into place,
-is such a write, so stepping N through 1, 2, 3, ... kills the server at each point of the commit path in turn,
-without hoping that a timed kill lands somewhere interesting.
+A server started with `DIALOGHUB_HUB_FAULTS=1` honours the request header `X-Dialoghub-Kill-At: N`: it SIGKILLs
+itself just before the N-th file-system write under its root made while serving requests with that header (an open
+for writing, rename, unlink or mkdir, as Python's audit events report them). Every step of an upload is such a
+write, including the instant between dulwich creating a `.lock` file and renaming it into place, so sending one
+upload with N = 1, 2, 3, ... kills the server at each point of the commit path in turn, without hoping that a timed
+kill lands somewhere interesting. Without the variable, nothing is installed and the header means nothing.
 """
 
+import contextvars
 import itertools
 import os
 import signal
@@ -14,9 +16,11 @@ import sys
 import threading
 from pathlib import Path
 
-KILL_AT_ENV = "DIALOGHUB_HUB_KILL_AT"
+FAULTS_ENV = "DIALOGHUB_HUB_FAULTS"
+KILL_AT_HEADER = "x-dialoghub-kill-at"
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _WRITE_EVENTS = {"os.rename", "os.remove", "os.mkdir", "os.rmdir", "shutil.rmtree"}
+_kill_at: contextvars.ContextVar[int | None] = contextvars.ContextVar("kill_at", default=None)
 
 
 def _is_write(event: str, args: tuple) -> bool:
@@ -26,24 +30,41 @@ def _is_write(event: str, args: tuple) -> bool:
     return event in _WRITE_EVENTS
 
 
-def install_kill_switch(root: Path) -> None:
+class _KillAtHeader:
+    """ASGI middleware: requests carrying the header count their writes (the context follows them into threads)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        value = dict(scope.get("headers", [])).get(KILL_AT_HEADER.encode()) if scope["type"] == "http" else None
+        token = _kill_at.set(int(value) if value and value.isdigit() else None)
+        try:
+            return await self.app(scope, receive, send)
+        finally:
+            _kill_at.reset(token)
+
+
+def install_fault_injection(app, root: Path) -> None:
     """Arm the kill switch if the environment asks for it; a no-op otherwise."""
-    target = os.environ.get(KILL_AT_ENV)
-    if not target:
+    if os.environ.get(FAULTS_ENV) != "1":
         return
     prefix = str(Path(root).resolve())
-    counter = itertools.count(1)
+    writes = itertools.count(1)
     guard = threading.Lock()
 
     def hook(event: str, args: tuple) -> None:
-        if not _is_write(event, args) or not isinstance(args[0], str | bytes | os.PathLike):
+        target = _kill_at.get()
+        if target is None or not _is_write(event, args) or not isinstance(args[0], str | bytes | os.PathLike):
             return
-        if not os.fsdecode(args[0]).startswith(prefix):
+        path = os.fsdecode(args[0])
+        if not path.startswith(prefix):
             return
         with guard:
-            if next(counter) == int(target):
-                sys.stderr.write(f"{KILL_AT_ENV}={target}: killed before {event} {os.fsdecode(args[0])}\n")
+            if next(writes) == target:
+                sys.stderr.write(f"{KILL_AT_HEADER}: {target}: killed before {event} {path}\n")
                 sys.stderr.flush()
                 os.kill(os.getpid(), signal.SIGKILL)
 
     sys.addaudithook(hook)
+    app.add_middleware(_KillAtHeader)
