@@ -5,6 +5,7 @@ import logging
 import os
 
 from dialoghub.hub.embedded import hub_is_up
+from dialoghub.hub.pagination import DEFAULT_PAGE_SIZE
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     serve.add_argument("--max-body-mb", type=int, default=256, help="Cap on API request bodies")
     serve.add_argument("--max-lfs-gb", type=int, default=50, help="Cap on one LFS upload")
+    serve.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE, help="Items per page of a listing")
     serve.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
 
@@ -34,7 +36,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger(__name__).warning("Binding to %s: the Hub is reachable beyond this machine", args.host)
     app = create_app(
-        args.root, token=args.token, max_body_bytes=args.max_body_mb << 20, max_lfs_bytes=args.max_lfs_gb << 30
+        args.root,
+        token=args.token,
+        max_body_bytes=args.max_body_mb << 20,
+        max_lfs_bytes=args.max_lfs_gb << 30,
+        page_size=args.page_size,
     )
     print(f"dialoghub embedded Hub serving {os.path.abspath(args.root)} on {endpoint}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5)

@@ -11,10 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import unquote
 
 from dulwich.repo import Repo
 from fastapi import Depends, Request
 
+from dialoghub.hub.pagination import DEFAULT_PAGE_SIZE
 from dialoghub.hub.storage import HubStorage
 from dialoghub.hub.validation import REPO_TYPES, URL_PREFIX_TO_TYPE, HubError, validate_repo_id
 
@@ -30,6 +32,8 @@ class HubSettings:
     # LFS URLs carry a signature instead of the bearer token: the client PUTs to them without auth headers, as it
     # would to a presigned S3 URL.
     signing_key: bytes
+    # Items per page of a listing: repos, commits, trees and LFS files.
+    page_size: int = DEFAULT_PAGE_SIZE
 
 
 def get_settings(request: Request) -> HubSettings:
@@ -142,3 +146,20 @@ async def json_body(request: Request) -> dict:
 
 def iso_time(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def revision_and_path(request: Request, storage: HubStorage, repo: Repo, revision: str, path: str) -> tuple[str, str]:
+    """The revision and file path of a `.../{revision}/{path}` URL, for a revision that may hold '/'.
+
+    The router splits the decoded URL at the first '/', so `feature%2Fx/a.txt` arrives as `feature` + `x/a.txt`. A
+    client percent-encodes the revision (huggingface_hub does), which the raw path still shows; without that, the
+    longest leading segments naming a ref are the revision, as on the Hub (`refs/pr/1/a.txt`).
+    """
+    tail = f"{revision}/{path}" if path else revision
+    decoded_prefix = request.scope["path"].removesuffix(tail)
+    raw_segments = request.scope["raw_path"].decode("latin-1").split("/")
+    prefix_length = decoded_prefix.count("/")
+    raw_revision = unquote(raw_segments[prefix_length]) if prefix_length < len(raw_segments) else ""
+    if "/" in raw_revision and unquote("/".join(raw_segments[:prefix_length])) + "/" == decoded_prefix:
+        return raw_revision, tail[len(raw_revision) + 1 :]
+    return storage.split_revision(repo, tail)

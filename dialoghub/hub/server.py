@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from dialoghub.hub.dependencies import HubSettings
+from dialoghub.hub.pagination import DEFAULT_PAGE_SIZE
 from dialoghub.hub.routes import ROUTERS
 from dialoghub.hub.storage import HubStorage
 from dialoghub.hub.validation import HubError
@@ -65,11 +66,15 @@ def create_app(
     token: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_lfs_bytes: int = DEFAULT_MAX_LFS_BYTES,
+    page_size: int = DEFAULT_PAGE_SIZE,
 ) -> FastAPI:
     app = FastAPI(title="dialoghub embedded Hub", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes, max_lfs_bytes=max_lfs_bytes)
     app.state.hub = HubSettings(
-        storage=HubStorage(root), token=token, signing_key=(token or secrets.token_hex(16)).encode()
+        storage=HubStorage(root),
+        token=token,
+        signing_key=(token or secrets.token_hex(16)).encode(),
+        page_size=page_size,
     )
 
     @app.exception_handler(HubError)
