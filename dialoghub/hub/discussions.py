@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dulwich.graph import find_merge_base
-from dulwich.merge import three_way_merge
+from dulwich.merge import Merger, three_way_merge
 from dulwich.patch import write_tree_diff
 from dulwich.repo import Repo
 
@@ -35,6 +35,14 @@ PAGE_SIZE = 50  # discussions per page of a listing, as on the Hub
 
 def pr_ref(num: int) -> bytes:
     return f"refs/pr/{num}".encode()
+
+
+class FileLevelMerger(Merger):
+    """The Hub merges file by file: a file both sides changed, differently, is a conflict (no line merging, which
+    would also mangle LFS pointers)."""
+
+    def merge_blobs(self, base_blob, ours_blob, theirs_blob, path=None) -> tuple[bytes, bool]:
+        return ours_blob.as_raw_string(), True
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,9 @@ class Discussions:
         """The commits of a pull request since the commit it started from, oldest first."""
         if not discussion["isPullRequest"] or pr_ref(discussion["num"]) not in repo.refs:
             return []
-        walker = repo.get_walker(include=[repo.refs[pr_ref(discussion["num"])]], exclude=[discussion["baseCommit"]])
+        walker = repo.get_walker(
+            include=[repo.refs[pr_ref(discussion["num"])]], exclude=[discussion["baseCommit"].encode()]
+        )
         events = []
         for walk_entry in reversed(list(walker)):
             commit = walk_entry.commit
@@ -114,7 +124,8 @@ class Discussions:
     @staticmethod
     def _merge(repo: Repo, state: PullRequestState):
         base = repo[state.merge_base] if state.merge_base else None
-        return three_way_merge(repo.object_store, base, repo[state.target_head], repo[state.head])
+        merger = FileLevelMerger(repo.object_store)
+        return three_way_merge(repo.object_store, base, repo[state.target_head], repo[state.head], merger=merger)
 
     # ----- writing ---------------------------------------------------------------------------------------------------
     @contextmanager
@@ -198,7 +209,7 @@ class Discussions:
         """`create_commit(create_pr=True)`: the commit lands on a new `refs/pr/N` started from `parent_commit` or
         the head of `base_revision`, never on the branch itself. Returns (N, the commit sha)."""
         with self._locked(repo_type, repo_id) as repo:
-            base = parent_commit or self.storage.resolve(repo, base_revision)
+            base = self.storage.resolve(repo, parent_commit or base_revision)
             num = self._next_num(repo)
             if not repo.refs.add_if_new(pr_ref(num), base.encode()):
                 raise HubError(409, None, f"refs/pr/{num} already exists")

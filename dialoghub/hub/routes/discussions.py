@@ -107,7 +107,8 @@ async def create_discussion(request: Request, ref: ApiRepo, discussions: Discuss
 
 def details_json(discussions: Discussions, ref: RepoRef, repo: Repo, num: int, diff: bool) -> dict:
     discussion = discussions.get(repo, num)
-    events = sorted(discussion["events"] + discussions.commit_events(repo, discussion), key=lambda e: e["time"])
+    opening, *later = discussion["events"]
+    events = [opening, *sorted(later + discussions.commit_events(repo, discussion), key=lambda event: event["time"])]
     details = {**summary_json(ref, discussion), "events": [event_json(event) for event in events], "locked": False}
     if discussion["isPullRequest"]:
         details["changes"] = {
