@@ -4,6 +4,7 @@ Routes take these as FastAPI dependencies (`Depends`), so each route says what i
 route opens or closes a repo by hand.
 """
 
+import base64
 import hmac
 import json
 from collections.abc import Callable, Iterator
@@ -52,8 +53,15 @@ def has_valid_token(request: Request) -> bool:
     token = get_settings(request).token
     if token is None:
         return True
-    header = request.headers.get("authorization", "")
-    return header.startswith("Bearer ") and hmac.compare_digest(header[len("Bearer ") :].strip(), token)
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic":  # git and git-lfs send the token as the password of `http://user:TOKEN@host/...`
+        try:
+            credentials = base64.b64decode(credentials, validate=True).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return False
+    elif scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(credentials.strip().encode(), token.encode())
 
 
 def require_write(request: Request) -> None:

@@ -44,11 +44,33 @@ class OneRepoBackend(Backend):
             repo.close()
 
 
+def with_write_callable(application):
+    """dulwich writes its responses through the `write` callable `start_response` returns (PEP 3333), which
+    Starlette's WSGI adapter does not provide: collect what it writes and hand it on as the response body.
+
+    The body is a pack of git objects only (large files are LFS, fetched separately), so holding it is cheap.
+    """
+
+    def wrapped(environ, start_response):
+        written: list[bytes] = []
+
+        def start_with_write(status, headers, exc_info=None):
+            start_response(status, headers, exc_info)
+            return written.append
+
+        body = application(environ, start_with_write)
+        for chunk in body:
+            written.append(chunk)
+        return written
+
+    return wrapped
+
+
 def read_only_git_application(backend: Backend):
     """dulwich's smart HTTP application wrapped like `dulwich.web.make_wsgi_chain`, without `git-receive-pack`."""
     application = HTTPGitApplication(backend)
     application.handlers = {READ_ONLY_SERVICE: application.handlers[READ_ONLY_SERVICE]}
-    return LimitedInputFilter(GunzipFilter(application))
+    return with_write_callable(LimitedInputFilter(GunzipFilter(application)))
 
 
 class GitSmartHttp:
