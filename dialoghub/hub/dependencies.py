@@ -6,22 +6,23 @@ route opens or closes a repo by hand.
 
 import base64
 import hmac
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 from urllib.parse import unquote
 
 from dulwich.repo import Repo
 from fastapi import Depends, Request
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dialoghub.hub.pagination import DEFAULT_PAGE_SIZE
 from dialoghub.hub.storage import HubStorage
 from dialoghub.hub.validation import REPO_TYPES, URL_PREFIX_TO_TYPE, HubError, validate_repo_id
 
 LOCAL_USER = "dialoghub"
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ def has_valid_token(request: Request) -> bool:
     if token is None:
         return True
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    # The auth scheme is case-insensitive (RFC 9110); compare_digest wants ASCII, so compare bytes.
     if scheme.lower() == "basic":  # git and git-lfs send the token as the password of `http://user:TOKEN@host/...`
         try:
             credentials = base64.b64decode(credentials, validate=True).decode().partition(":")[2]
@@ -141,15 +143,30 @@ def readable_repo(ref_dependency: Callable[..., RepoRef] = api_repo) -> Callable
 ReadableApiRepo = Annotated[Repo, Depends(readable_repo(api_repo))]
 
 
-async def json_body(request: Request) -> dict:
-    body = await request.body()
+class Body(BaseModel):
+    """A JSON request body. Fields the Hub's clients send and this Hub ignores are allowed."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def parse_json(model: type[ModelT], data: bytes) -> ModelT:
+    """Validate JSON text against a model; any problem (syntax, types, nesting depth) is a 400."""
     try:
-        data = json.loads(body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise HubError(400, None, f"Invalid JSON body: {error}") from error
-    if not isinstance(data, dict):
-        raise HubError(400, None, "The JSON body must be an object")
-    return data
+        return model.model_validate_json(data or b"{}")
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, item['loc'])) or 'body'}: {item['msg']}" for item in error.errors()[:5]
+        )
+        raise HubError(400, None, f"Invalid request body: {problems}") from error
+
+
+def json_body(model: type[ModelT]) -> Callable[[Request], Awaitable[ModelT]]:
+    """A dependency: the request body, validated against `model`."""
+
+    async def dependency(request: Request) -> ModelT:
+        return parse_json(model, await request.body())
+
+    return dependency
 
 
 def iso_time(timestamp: int) -> str:

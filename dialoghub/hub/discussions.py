@@ -233,8 +233,6 @@ class Discussions:
             return discussion
 
     def change_status(self, repo_type: str, repo_id: str, num: int, status: str, author: str, comment: str | None):
-        if status not in ("open", "closed"):
-            raise HubError(400, None, 'The new status must be "open" or "closed"')
         with self._locked(repo_type, repo_id) as repo:
             discussion = self.get(repo, num)
             if discussion["status"] == "merged":

@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from dialoghub.hub.dependencies import HubSettings
@@ -20,11 +21,36 @@ from dialoghub.hub.validation import HubError
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_LFS_BYTES = 50 * 1024**3
+DEFAULT_MAX_HEADERS = 100
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 
 
 def _error_response(error: HubError) -> JSONResponse:
-    headers = {"X-Error-Code": error.code, "X-Error-Message": error.message[:200]} if error.code else {}
-    return JSONResponse({"error": error.message}, status_code=error.status, headers=headers)
+    return JSONResponse({"error": error.message}, status_code=error.status, headers=error.headers())
+
+
+class HeaderLimits:
+    """Refuse requests with too many or too large headers (431), however the bytes arrived on the socket.
+
+    h11's own cap (`h11_max_incomplete_event_size`) only applies to a request still arriving in pieces, so the
+    parsed headers are counted here too.
+    """
+
+    def __init__(self, app, max_headers: int, max_header_bytes: int):
+        self.app = app
+        self.max_headers = max_headers
+        self.max_header_bytes = max_header_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = scope["headers"]
+            if len(headers) > self.max_headers:
+                message = f"More than {self.max_headers} request headers"
+                return await _error_response(HubError(431, None, message))(scope, receive, send)
+            if sum(len(name) + len(value) for name, value in headers) > self.max_header_bytes:
+                message = f"Request headers over {self.max_header_bytes} bytes"
+                return await _error_response(HubError(431, None, message))(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 class BodyTooLarge(HubError):
@@ -67,9 +93,12 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_lfs_bytes: int = DEFAULT_MAX_LFS_BYTES,
     page_size: int = DEFAULT_PAGE_SIZE,
+    max_headers: int = DEFAULT_MAX_HEADERS,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
 ) -> FastAPI:
     app = FastAPI(title="dialoghub embedded Hub", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes, max_lfs_bytes=max_lfs_bytes)
+    app.add_middleware(HeaderLimits, max_headers=max_headers, max_header_bytes=max_header_bytes)
     app.state.hub = HubSettings(
         storage=HubStorage(root),
         token=token,
@@ -80,6 +109,12 @@ def create_app(
     @app.exception_handler(HubError)
     async def hub_error_handler(_request: Request, error: HubError):
         return _error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error_handler(_request: Request, error: RequestValidationError):
+        # A malformed path or query parameter is a bad request, answered like every other one.
+        problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors()[:5])
+        return _error_response(HubError(400, None, f"Invalid request: {problems}"))
 
     for router in ROUTERS:
         app.include_router(router)

@@ -4,15 +4,20 @@ Layout under the root:
     {models,datasets,spaces}/ORG/NAME.git   bare git repos; LFS files are committed as pointer files, as on the Hub
     lfs/objects/ab/cd/<sha256>               LFS objects, shared by all repos
     tmp/                                     uploads in flight; renamed into place only once their sha256 checks out
+    server.lock                              held (flock) by the one server that owns the root
 
 A commit writes its blobs and trees first and then moves the branch with a compare-and-swap on the ref (dulwich's
-lock-file protocol), so a killed server leaves every branch at its old or its new commit, never in between.
+lock-file protocol), so a killed server leaves every branch at its old or its new commit, never in between. The lock
+files a kill leaves behind are stale by construction (one server owns a root), so start-up removes them.
+
+LFS objects are shared, but each repo records the ones uploaded to it (`NAME.git/hub-lfs/<oid>.<size>`, empty
+marker files). Only those become LFS entries of that repo: a pointer-shaped regular file stays regular content, and
+no repo can reach another repo's objects by naming their oid.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
+import fcntl
 import os
 import re
 import shutil
@@ -22,8 +27,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
+from dulwich.attrs import compile_gitattributes_patterns, match_path, parse_git_attributes
 from dulwich.errors import NotTreeError
 from dulwich.filter_branch import CommitFilter, filter_refs
 from dulwich.index import commit_tree
@@ -43,10 +50,9 @@ INITIAL_GITATTRIBUTES = (
     "*.onnx *.ot *.parquet *.pb *.pickle *.pkl *.pt *.pth *.rar *.safetensors saved_model/**/* *.tar.* *.tar *.tflite "
     "*.tgz *.wasm *.xz *.zip *.zst *tfevents* *.png *.jpg *.jpeg *.webp"
 )
-LFS_SUFFIXES = tuple(
-    pattern[1:] for pattern in INITIAL_GITATTRIBUTES.split() if pattern.startswith("*.") and "*" not in pattern[2:]
-)
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
+LFS_MARKERS = "hub-lfs"
+SERVER_LOCK = "server.lock"
 REF_PREFIXES = ("refs/heads/", "refs/tags/", "refs/pr/")
 DISCUSSIONS_DIR = "discussions"
 # A duplicate starts without the source's discussions, and without lock files a crashed writer left behind.
@@ -75,9 +81,19 @@ def parse_lfs_pointer(data: bytes) -> tuple[str, int] | None:
     return oid.group(1).decode(), int(size.group(1))
 
 
-def should_use_lfs(path: str, size: int, sample: bytes) -> bool:
-    """The Hub's rule in spirit: its default .gitattributes patterns, big files, and binary content."""
-    return path.lower().endswith(LFS_SUFFIXES) or size >= LFS_SIZE_THRESHOLD or b"\x00" in sample
+class LfsRules:
+    """Which paths a repo's own `.gitattributes` sends to LFS (`filter=lfs`), matched as git matches them."""
+
+    def __init__(self, gitattributes: bytes):
+        self.patterns = compile_gitattributes_patterns(parse_git_attributes(BytesIO(gitattributes)))
+
+    def matches(self, path: str) -> bool:
+        return match_path(self.patterns, path.encode()).get(b"filter") == b"lfs"
+
+
+def should_use_lfs(rules: LfsRules, path: str, size: int, sample: bytes) -> bool:
+    """The Hub's rule: the repo's .gitattributes, big files, and binary content."""
+    return rules.matches(path) or size >= LFS_SIZE_THRESHOLD or b"\x00" in sample
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,10 @@ class CommitOperation:
     content: bytes | None = None
     lfs_oid: str | None = None
     size: int | None = None
+
+
+def _marker_name(oid: str, size: int) -> str:
+    return f"{oid}.{size}"
 
 
 def revision_refs(revision: str) -> tuple[str, ...]:
@@ -172,8 +192,70 @@ class HubStorage:
         self.lfs = LfsStore(self.root)
         self._locks: dict[Path, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        for leftover in self.lfs.tmp.iterdir():  # uploads cut short by a previous crash
+        self._root_lock = self._lock_root()
+        self._recover()
+
+    def _lock_root(self):
+        """Own the root for this process's lifetime; the kernel releases the lock however the process ends."""
+        handle = open(self.root / SERVER_LOCK, "a+b")  # noqa: SIM115 - held until the process exits
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RuntimeError(f"Another Hub server is serving {self.root}; one root has one server") from None
+        return handle
+
+    def _recover(self) -> None:
+        """Undo what a killed server left: uploads in flight, half-made or half-deleted repos, stale git locks."""
+        for leftover in self.lfs.tmp.iterdir():
             leftover.unlink(missing_ok=True)
+        for type_dir in REPO_TYPES.values():
+            for org_dir in (self.root / type_dir).glob("*"):
+                for staging in org_dir.glob(".*.git.*-*"):  # `.NAME.git.creating-…` and `.NAME.git.deleting-…`
+                    shutil.rmtree(staging, ignore_errors=True)
+                for repo_dir in org_dir.glob("*.git"):
+                    # Nobody else writes under a root this process owns, so every git lock file is stale.
+                    for lock in repo_dir.rglob("*.lock"):
+                        lock.unlink(missing_ok=True)
+                    if (repo_dir / "HEAD").is_file() and not (repo_dir / LFS_MARKERS).is_dir():
+                        self._adopt_lfs_objects(repo_dir)
+
+    def _adopt_lfs_objects(self, repo_dir: Path) -> None:
+        """A repo written before per-repo LFS records: record the stored objects its history points to."""
+        staging = repo_dir / f"{LFS_MARKERS}.adopting"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        repo = Repo(str(repo_dir))
+        try:
+            heads = [sha for sha in repo.get_refs().values() if sha in repo.object_store]
+            seen = set()
+            for walk_entry in repo.get_walker(include=[_peeled(repo, sha).encode() for sha in heads]) if heads else []:
+                for item in repo.object_store.iter_tree_contents(walk_entry.commit.tree):
+                    if item.sha in seen:
+                        continue
+                    seen.add(item.sha)
+                    pointer = parse_lfs_pointer(repo[item.sha].as_raw_string())
+                    if pointer and self.lfs.has(*pointer):
+                        (staging / _marker_name(*pointer)).touch()
+        finally:
+            repo.close()
+        os.rename(staging, repo_dir / LFS_MARKERS)
+
+    # ----- LFS records -----------------------------------------------------------------------------------------------
+    def has_lfs_object(self, repo: Repo, oid: str, size: int) -> bool:
+        """Whether this LFS object was uploaded to this repo (and is still stored)."""
+        return (Path(repo.path) / LFS_MARKERS / _marker_name(oid, size)).is_file() and self.lfs.has(oid, size)
+
+    def record_lfs_upload(self, repo_type: str, repo_id: str, oid: str, size: int) -> None:
+        markers = self.repo_path(repo_type, repo_id) / LFS_MARKERS
+        if not markers.is_dir():
+            raise HubError(404, "RepoNotFound", f"Repository {repo_type}s/{repo_id} not found")
+        (markers / _marker_name(oid, size)).touch()
+
+    def lfs_rules(self, repo: Repo, commit_sha: str) -> LfsRules:
+        found = self._lookup(repo, commit_sha, ".gitattributes")
+        is_file = found is not None and (found[0] & 0o170000) != TREE_MODE
+        return LfsRules(repo[found[1]].as_raw_string() if is_file else b"")
 
     # ----- repos -----------------------------------------------------------------------------------------------------
     def repo_path(self, repo_type: str, repo_id: str) -> Path:
@@ -203,6 +285,7 @@ class HubStorage:
             staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.creating-"))
             try:
                 repo = Repo.init_bare(str(staging))
+                (staging / LFS_MARKERS).mkdir()
                 repo.refs.set_symbolic_ref(b"HEAD", f"refs/heads/{HEAD_BRANCH}".encode())
                 config = repo.get_config()
                 config.set((b"hub",), b"private", b"true" if private else b"false")
@@ -291,7 +374,7 @@ class HubStorage:
             return Entry(path, "directory", sha.decode(), 0)
         data = repo[sha].as_raw_string()
         pointer = parse_lfs_pointer(data)
-        if pointer:
+        if pointer and data == lfs_pointer(*pointer) and self.has_lfs_object(repo, *pointer):
             return Entry(path, "file", sha.decode(), pointer[1], lfs_oid=pointer[0], pointer_size=len(data))
         return Entry(path, "file", sha.decode(), len(data))
 
@@ -385,8 +468,8 @@ class HubStorage:
                 if operation.kind == "lfsFile":
                     size = operation.size
                     if size is None:  # a copy names only the oid
-                        size = self._referenced_lfs_size(repo, files, operation.lfs_oid, operation.path)
-                    if not self.lfs.has(operation.lfs_oid, size):
+                        size = self._recorded_lfs_size(repo, operation.lfs_oid, operation.path)
+                    if not self.has_lfs_object(repo, operation.lfs_oid, size):
                         raise HubError(
                             400, None, f"LFS object {operation.lfs_oid} for {operation.path} was not uploaded"
                         )
@@ -397,6 +480,9 @@ class HubStorage:
                 repo.object_store.add_object(blob)
                 if any(path.startswith(operation.path + "/") for path in files):
                     raise HubError(400, None, f"Cannot create file {operation.path}: a folder of that name exists")
+                parents = [operation.path[:index] for index, char in enumerate(operation.path) if char == "/"]
+                if clash := next((parent for parent in parents if parent in files), None):
+                    raise HubError(400, None, f"Cannot create file {operation.path}: {clash} is a file")
                 files[operation.path] = blob.id
         tree_id = commit_tree(repo.object_store, [(path.encode(), sha, FILE_MODE) for path, sha in files.items()])
         if head and repo[head.encode()].tree == tree_id:
@@ -409,13 +495,10 @@ class HubStorage:
             raise HubError(412, None, "The branch moved during the commit. Please refresh and retry.")
         return commit.id.decode(), True
 
-    def _referenced_lfs_size(self, repo: Repo, files: dict[str, bytes], oid: str, path: str) -> int:
-        """The size in the pointer of a file of this repo holding the LFS object `oid`: at the head, else any ref."""
-        other_refs = (self.all_files(repo, _peeled(repo, sha)).values() for sha in self._ref_targets(repo))
-        for blob in itertools.chain.from_iterable(itertools.chain([files.values()], other_refs)):
-            pointer = parse_lfs_pointer(repo[blob].as_raw_string())
-            if pointer and pointer[0] == oid:
-                return pointer[1]
+    def _recorded_lfs_size(self, repo: Repo, oid: str, path: str) -> int:
+        """The size of an LFS object uploaded to this repo, from its record: a copy's `lfsFile` names only the oid."""
+        for marker in (Path(repo.path) / LFS_MARKERS).glob(f"{oid}.*"):
+            return int(marker.name.rsplit(".", 1)[1])
         raise HubError(400, None, f"Cannot copy to {path}: LFS object {oid} is not a file of this repo")
 
     def create_tag(self, repo_type: str, repo_id: str, tag: str, revision: str, message: str | None) -> str:
@@ -464,10 +547,6 @@ class HubStorage:
                 repo.close()
 
     # ----- repo administration ---------------------------------------------------------------------------------------
-    @staticmethod
-    def _ref_targets(repo: Repo) -> list[bytes]:
-        return [sha for ref, sha in repo.get_refs().items() if ref != b"HEAD"]
-
     def set_private(self, repo_type: str, repo_id: str, private: bool) -> None:
         with self.lock(repo_type, repo_id):
             repo = self.open(repo_type, repo_id)
@@ -547,14 +626,15 @@ class HubStorage:
                 repo.close()
 
     def lfs_files(self, repo: Repo) -> list[dict]:
-        """Every LFS object any commit of the repo references, with a path and the time it was first committed."""
+        """Every LFS object of the repo that a commit references, with a path and the time it was first committed."""
         found: dict[str, dict] = {}
         ref_of = {sha: ref.decode() for ref, sha in reversed(repo.get_refs().items()) if ref != b"HEAD"}
-        for walk_entry in repo.get_walker(include=self._ref_targets(repo), order="date", reverse=True):
+        heads = [_peeled(repo, sha).encode() for ref, sha in repo.get_refs().items() if ref != b"HEAD"]
+        for walk_entry in repo.get_walker(include=heads, order="date", reverse=True):
             commit = walk_entry.commit
             for entry in repo.object_store.iter_tree_contents(commit.tree):
                 pointer = parse_lfs_pointer(repo[entry.sha].as_raw_string())
-                if pointer and pointer[0] not in found:
+                if pointer and pointer[0] not in found and self.has_lfs_object(repo, *pointer):
                     found[pointer[0]] = {
                         "fileOid": pointer[0],
                         "oid": pointer[0],
@@ -569,7 +649,7 @@ class HubStorage:
         self, repo_type: str, repo_id: str, oids: set[str], rewrite_history: bool
     ) -> None:
         """Drop LFS objects from a repo: its pointers to them are cut from every commit (if `rewrite_history`), and
-        an object leaves the shared store once no repo references it any more."""
+        the object leaves the shared store once no repo holds a record of it."""
         with self.lock(repo_type, repo_id):
             repo = self.open(repo_type, repo_id)
             try:
@@ -579,15 +659,14 @@ class HubStorage:
                         repo.object_store, index_filter=lambda tree, _index: self._tree_without(repo, tree, oids)
                     )
                     filter_refs(repo.refs, repo.object_store, refs, without, keep_original=False)
+                for oid in oids:
+                    for marker in (Path(repo.path) / LFS_MARKERS).glob(f"{oid}.*"):
+                        marker.unlink()
             finally:
                 repo.close()
-        still_used = set()
-        for other_type in REPO_TYPES:
-            for other_id in self.list_repos(other_type):
-                with contextlib.closing(self.open(other_type, other_id)) as other:
-                    still_used.update(item["fileOid"] for item in self.lfs_files(other) if item["fileOid"] in oids)
-        for oid in oids - still_used:
-            self.lfs.path(oid).unlink(missing_ok=True)
+        for oid in oids:
+            if not any(self.root.glob(f"*/*/*.git/{LFS_MARKERS}/{oid}.*")):  # no other repo holds it
+                self.lfs.path(oid).unlink(missing_ok=True)
 
     def _tree_without(self, repo: Repo, tree_id: bytes, oids: set[str]) -> bytes:
         kept = []

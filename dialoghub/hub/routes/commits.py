@@ -1,16 +1,17 @@
 """Commits: the history of a revision, preupload (which upload mode each file gets) and the NDJSON commit."""
 
 import base64
-import json
-import re
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from pydantic import Base64Bytes, Field, NonNegativeInt, StringConstraints, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from dialoghub.hub.dependencies import (
     LOCAL_USER,
     WRITE_ACCESS,
     ApiRepo,
+    Body,
     ReadableApiRepo,
     Settings,
     Storage,
@@ -21,7 +22,7 @@ from dialoghub.hub.dependencies import (
 from dialoghub.hub.discussions import Discussions
 from dialoghub.hub.pagination import page_response
 from dialoghub.hub.storage import CommitOperation, should_use_lfs
-from dialoghub.hub.validation import HubError, validate_path, validate_readme_metadata, validate_ref_name
+from dialoghub.hub.validation import HubError, validate_commit_target, validate_path, validate_readme_metadata
 
 router = APIRouter()
 
@@ -54,41 +55,46 @@ def list_commits(
     return page_response(request, settings.storage.log(repo, sha), settings.page_size, commit_json, pinned)
 
 
+class PreuploadFile(Body):
+    path: str
+    size: NonNegativeInt = 0
+    sample: Base64Bytes = b""  # the first 512 bytes
+
+
+class PreuploadBody(Body):
+    files: list[PreuploadFile]
+
+
 @router.post("/api/{type_prefix}/{namespace}/{name}/preupload/{revision:path}", dependencies=WRITE_ACCESS)
-async def preupload(request: Request, storage: Storage, ref: ApiRepo, revision: str):
-    files = (await json_body(request)).get("files")
-    if not isinstance(files, list):
-        raise HubError(400, None, '"files" must be a list')
+def preupload(
+    storage: Storage, ref: ApiRepo, revision: str, body: Annotated[PreuploadBody, Depends(json_body(PreuploadBody))]
+):
+    with open_repo(storage, ref) as repo:
+        sha = storage.resolve(repo, revision)
+        existing = storage.all_files(repo, sha)
+        rules = storage.lfs_rules(repo, sha)
 
-    def modes():
-        with open_repo(storage, ref) as repo:
-            sha = storage.resolve(repo, revision)
-            existing = storage.all_files(repo, sha)
+        def remote_oid(path: str) -> str | None:
+            # What the client compares with its local oid: git's blob sha1 for regular files, but the content's
+            # sha256 for LFS files (as the Hub does), so unchanged LFS files are skipped too.
+            if path not in existing:
+                return None
+            entry = storage.entry(repo, sha, path)
+            return entry.lfs_oid or entry.oid
 
-            def remote_oid(path: str) -> str | None:
-                # What the client compares with its local oid: git's blob sha1 for regular files, but the content's
-                # sha256 for LFS files (as the Hub does), so unchanged LFS files are skipped too.
-                if path not in existing:
-                    return None
-                entry = storage.entry(repo, sha, path)
-                return entry.lfs_oid or entry.oid
-
-            result = []
-            for file in files:
-                path = validate_path(str(file.get("path", "")))
-                sample = base64.b64decode(file.get("sample") or "")
-                lfs = should_use_lfs(path, int(file.get("size") or 0), sample)
-                result.append(
-                    {
-                        "path": path,
-                        "uploadMode": "lfs" if lfs else "regular",
-                        "shouldIgnore": False,
-                        "oid": remote_oid(path),
-                    }
-                )
-            return {"files": result, "commitOid": sha}
-
-    return await run_in_threadpool(modes)
+        result = []
+        for file in body.files:
+            path = validate_path(file.path)
+            lfs = should_use_lfs(rules, path, file.size, file.sample)
+            result.append(
+                {
+                    "path": path,
+                    "uploadMode": "lfs" if lfs else "regular",
+                    "shouldIgnore": False,
+                    "oid": remote_oid(path),
+                }
+            )
+        return {"files": result, "commitOid": sha}
 
 
 @router.post("/api/{type_prefix}/{namespace}/{name}/commit/{revision:path}", dependencies=WRITE_ACCESS)
@@ -99,18 +105,18 @@ async def commit(request: Request, storage: Storage, ref: ApiRepo, revision: str
             errors = validate_readme_metadata(operation.content.decode("utf-8", "replace"), ref.type)
             if errors:
                 raise HubError(400, None, "Invalid metadata in README.md: " + "; ".join(errors))
-    summary, description = str(header.get("summary") or "Upload files"), str(header.get("description") or "")
+    summary = header.summary or "Upload files"
     pull_request_url = None
     if request.query_params.get("create_pr") in ("1", "true"):
         num, sha = await run_in_threadpool(
             Discussions(storage).commit_as_pull_request,
             ref.type,
             ref.id,
-            validate_ref_name(revision),
+            validate_commit_target(revision),
             operations,
             summary,
-            description,
-            header.get("parentCommit"),
+            header.description,
+            header.parentCommit,
             LOCAL_USER,
         )
         pull_request_url = f"{ref.url(request)}/discussions/{num}"
@@ -119,54 +125,98 @@ async def commit(request: Request, storage: Storage, ref: ApiRepo, revision: str
             storage.commit,
             ref.type,
             ref.id,
-            validate_ref_name(revision),
+            validate_commit_target(revision),
             operations,
             summary,
-            description,
-            header.get("parentCommit"),
+            header.description,
+            header.parentCommit,
         )
     commit_url = f"{ref.url(request)}/commit/{sha}"
     return {"commitOid": sha, "commitUrl": commit_url, "pullRequestUrl": pull_request_url, "success": True}
 
 
-def parse_commit_payload(body: bytes) -> tuple[dict, list[CommitOperation]]:
-    """The NDJSON commit payload: a header line, then one line per file operation."""
+# ----- the NDJSON commit payload: a header line, then one line per file operation ----------------------------------
+class CommitHeader(Body):
+    summary: str = ""
+    description: str = ""
+    parentCommit: str | None = None  # noqa: N815 - the Hub's field name
+
+
+class FileValue(Body):
+    path: str
+    content: str = ""
+    encoding: Literal["base64"] = "base64"
+
+
+class LfsFileValue(Body):
+    path: str
+    algo: Literal["sha256"] = "sha256"
+    oid: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    # A copy (`CommitOperationCopy`) sends no size: the storage takes it from the file it copies.
+    size: NonNegativeInt | None = None
+
+
+class PathValue(Body):
+    path: str
+
+
+class HeaderLine(Body):
+    key: Literal["header"]
+    value: CommitHeader
+
+
+class FileLine(Body):
+    key: Literal["file"]
+    value: FileValue
+
+
+class LfsFileLine(Body):
+    key: Literal["lfsFile"]
+    value: LfsFileValue
+
+
+class DeletedFileLine(Body):
+    key: Literal["deletedFile"]
+    value: PathValue
+
+
+class DeletedFolderLine(Body):
+    key: Literal["deletedFolder"]
+    value: PathValue
+
+
+CommitLine = TypeAdapter(
+    Annotated[HeaderLine | FileLine | LfsFileLine | DeletedFileLine | DeletedFolderLine, Field(discriminator="key")]
+)
+
+
+def parse_commit_payload(body: bytes) -> tuple[CommitHeader, list[CommitOperation]]:
     header = None
     operations = []
     for number, line in enumerate(body.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-            key, value = item["key"], item["value"]
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
-            raise HubError(400, None, f"Commit payload line {number} is not a {{key, value}} JSON object") from error
-        if key == "header":
-            header = value
+            item = CommitLine.validate_json(line)
+        except ValidationError as error:
+            problem = error.errors()[0]
+            where = ".".join(map(str, problem["loc"]))
+            raise HubError(400, None, f"Commit payload line {number}: {where}: {problem['msg']}") from error
+        if isinstance(item, HeaderLine):
+            header = item.value
             continue
-        path = validate_path(
-            str(value.get("path", "")).strip("/") if key == "deletedFolder" else value.get("path", "")
-        )
-        if key == "file":
-            if value.get("encoding", "base64") != "base64":
-                raise HubError(400, None, f"Unsupported encoding for {path}")
+        path = item.value.path.strip("/") if isinstance(item, DeletedFolderLine) else item.value.path
+        path = validate_path(path)
+        if isinstance(item, FileLine):
             try:
-                content = base64.b64decode(value.get("content") or "", validate=True)
+                content = base64.b64decode(item.value.content, validate=True)
             except ValueError as error:
                 raise HubError(400, None, f"Invalid base64 content for {path}") from error
             operations.append(CommitOperation("file", path, content=content))
-        elif key == "lfsFile":
-            oid, size = str(value.get("oid", "")), value.get("size")
-            if value.get("algo", "sha256") != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", oid):
-                raise HubError(400, None, f"Invalid LFS oid for {path}")
-            # A copy (`CommitOperationCopy`) sends no size: the storage takes it from the file it copies.
-            if size is not None and (not isinstance(size, int) or size < 0):
-                raise HubError(400, None, f"Invalid LFS size for {path}")
-            operations.append(CommitOperation("lfsFile", path, lfs_oid=oid, size=size))
-        elif key in ("deletedFile", "deletedFolder"):
-            operations.append(CommitOperation(key, path))
+        elif isinstance(item, LfsFileLine):
+            operations.append(CommitOperation("lfsFile", path, lfs_oid=item.value.oid, size=item.value.size))
         else:
-            raise HubError(400, None, f"Unsupported commit operation {key!r} on line {number}")
-    if not isinstance(header, dict):
+            operations.append(CommitOperation(item.key, path))
+    if header is None:
         raise HubError(400, None, "The commit payload has no header line")
     return header, operations

@@ -1,16 +1,18 @@
 """Discussions and pull requests: list, open, read (with the diff), comment, rename, close/reopen and merge."""
 
 import html
-from typing import Annotated
+from typing import Annotated, Literal
 
 from dulwich.repo import Repo
 from fastapi import APIRouter, Depends, Request
+from pydantic import StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from dialoghub.hub.dependencies import (
     LOCAL_USER,
     WRITE_ACCESS,
     ApiRepo,
+    Body,
     ReadableApiRepo,
     RepoRef,
     Storage,
@@ -58,13 +60,30 @@ def summary_json(ref: RepoRef, discussion: dict) -> dict:
     }
 
 
-async def text_field(request: Request, field: str, required: bool = True) -> str | None:
-    value = (await json_body(request)).get(field)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise HubError(400, None, f'"{field}" must be a non-empty string')
-    return value.strip()
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class NewDiscussionBody(Body):
+    title: Text
+    description: Text
+    pullRequest: bool = False
+
+
+class CommentBody(Body):
+    comment: Text
+
+
+class TitleBody(Body):
+    title: Text
+
+
+class StatusBody(Body):
+    status: Literal["open", "closed"]
+    comment: Text | None = None
+
+
+class MergeBody(Body):
+    comment: Text | None = None
 
 
 @router.get(DISCUSSION)
@@ -97,11 +116,15 @@ def list_discussions(
 
 
 @router.post(DISCUSSION, dependencies=WRITE_ACCESS)
-async def create_discussion(request: Request, ref: ApiRepo, discussions: DiscussionStore):
-    title = await text_field(request, "title")
-    description = await text_field(request, "description")
-    pull_request = (await json_body(request)).get("pullRequest") is True
-    num = await run_in_threadpool(discussions.create, ref.type, ref.id, title, description, pull_request, LOCAL_USER)
+async def create_discussion(
+    request: Request,
+    ref: ApiRepo,
+    discussions: DiscussionStore,
+    body: Annotated[NewDiscussionBody, Depends(json_body(NewDiscussionBody))],
+):
+    num = await run_in_threadpool(
+        discussions.create, ref.type, ref.id, body.title, body.description, body.pullRequest, LOCAL_USER
+    )
     return {"num": num, "url": f"{ref.url(request)}/discussions/{num}"}
 
 
@@ -129,30 +152,41 @@ def discussion_details(
 
 
 @router.post(DISCUSSION + "/{num}/comment", dependencies=WRITE_ACCESS)
-async def comment(request: Request, ref: ApiRepo, discussions: DiscussionStore, num: int):
-    event = discussions.comment_event(LOCAL_USER, await text_field(request, "comment"))
+async def comment(
+    ref: ApiRepo, discussions: DiscussionStore, num: int, body: Annotated[CommentBody, Depends(json_body(CommentBody))]
+):
+    event = discussions.comment_event(LOCAL_USER, body.comment)
     await run_in_threadpool(discussions.add_events, ref.type, ref.id, num, event)
     return {"newMessage": event_json(event)}
 
 
 @router.post(DISCUSSION + "/{num}/title", dependencies=WRITE_ACCESS)
-async def rename(request: Request, ref: ApiRepo, repo: ReadableApiRepo, discussions: DiscussionStore, num: int):
-    title = await text_field(request, "title")
-    event = discussions.event("title-change", LOCAL_USER, {"from": discussions.get(repo, num)["title"], "to": title})
-    await run_in_threadpool(discussions.add_events, ref.type, ref.id, num, event, title=title)
+async def rename(
+    ref: ApiRepo,
+    repo: ReadableApiRepo,
+    discussions: DiscussionStore,
+    num: int,
+    body: Annotated[TitleBody, Depends(json_body(TitleBody))],
+):
+    change = {"from": discussions.get(repo, num)["title"], "to": body.title}
+    event = discussions.event("title-change", LOCAL_USER, change)
+    await run_in_threadpool(discussions.add_events, ref.type, ref.id, num, event, title=body.title)
     return {"newTitle": event_json(event)}
 
 
 @router.post(DISCUSSION + "/{num}/status", dependencies=WRITE_ACCESS)
-async def change_status(request: Request, ref: ApiRepo, discussions: DiscussionStore, num: int):
-    status = await text_field(request, "status")
-    note = await text_field(request, "comment", required=False)
-    event = await run_in_threadpool(discussions.change_status, ref.type, ref.id, num, status, LOCAL_USER, note)
+async def change_status(
+    ref: ApiRepo, discussions: DiscussionStore, num: int, body: Annotated[StatusBody, Depends(json_body(StatusBody))]
+):
+    event = await run_in_threadpool(
+        discussions.change_status, ref.type, ref.id, num, body.status, LOCAL_USER, body.comment
+    )
     return {"newStatus": event_json(event)}
 
 
 @router.post(DISCUSSION + "/{num}/merge", dependencies=WRITE_ACCESS)
-async def merge(request: Request, ref: ApiRepo, discussions: DiscussionStore, num: int):
-    note = await text_field(request, "comment", required=False)
-    merge_commit = await run_in_threadpool(discussions.merge, ref.type, ref.id, num, LOCAL_USER, note)
+async def merge(
+    ref: ApiRepo, discussions: DiscussionStore, num: int, body: Annotated[MergeBody, Depends(json_body(MergeBody))]
+):
+    merge_commit = await run_in_threadpool(discussions.merge, ref.type, ref.id, num, LOCAL_USER, body.comment)
     return {"mergeCommitId": merge_commit}

@@ -11,10 +11,11 @@ from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from dialoghub.hub.dependencies import (
+    Body,
     ReadableApiRepo,
     Settings,
     Storage,
-    json_body,
+    parse_json,
     readable_repo,
     revision_and_path,
     url_repo,
@@ -24,6 +25,10 @@ from dialoghub.hub.storage import Entry
 from dialoghub.hub.validation import URL_PREFIX_TO_TYPE, HubError, validate_path
 
 router = APIRouter()
+
+
+class PathsInfoBody(Body):
+    paths: list[str] = []
 
 
 @router.get("/api/{type_prefix}/{namespace}/{name}/tree/{revision}")
@@ -52,7 +57,7 @@ def list_tree(
 @router.post("/api/{type_prefix}/{namespace}/{name}/paths-info/{revision:path}")
 async def paths_info(request: Request, storage: Storage, repo: ReadableApiRepo, revision: str):
     if request.headers.get("content-type", "").startswith("application/json"):
-        paths = (await json_body(request)).get("paths") or []
+        paths = parse_json(PathsInfoBody, await request.body()).paths
     else:
         paths = (await request.form()).getlist("paths")
     paths = [validate_path(str(path).strip("/")) for path in paths]

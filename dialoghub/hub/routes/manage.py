@@ -1,15 +1,17 @@
 """Repo management: visibility settings, move, duplicate, super-squash, auth checks, and the repo's LFS files."""
 
-import re
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from dialoghub.hub.dependencies import (
     LOCAL_USER,
     WRITE_ACCESS,
     ApiRepo,
+    Body,
     ReadableApiRepo,
     RepoRef,
     Settings,
@@ -22,51 +24,73 @@ from dialoghub.hub.validation import HubError, validate_repo_id, validate_repo_t
 
 router = APIRouter()
 REPO = "/api/{type_prefix}/{namespace}/{name}"
-VISIBILITIES = {"public": False, "private": True, "protected": True}
+Visibility = Literal["public", "private", "protected"]
+RepoId = Annotated[str, StringConstraints(pattern=r"^[^/]+/[^/]+$")]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
-def visibility_field(data: dict) -> bool | None:
-    """Whether a `visibility` field asks for a private repo (None: not given)."""
-    visibility = data.get("visibility")
-    if visibility is None:
-        return None
-    if visibility not in VISIBILITIES:
-        raise HubError(400, None, f"Invalid visibility {visibility!r}; expected one of {sorted(VISIBILITIES)}")
-    return VISIBILITIES[visibility]
+def is_private(visibility: Visibility | None) -> bool | None:
+    return None if visibility is None else visibility != "public"
 
 
-def repo_id_field(data: dict, field: str) -> str:
-    value = data.get(field)
-    if not isinstance(value, str) or value.count("/") != 1:
-        raise HubError(400, None, f'"{field}" must be a repo id "namespace/name"')
-    return validate_repo_id(*value.split("/"))
+def split_repo_id(repo_id: str) -> str:
+    return validate_repo_id(*repo_id.split("/"))
+
+
+class SettingsBody(Body):
+    gated: Literal["auto", "manual", False] | None = None
+    visibility: Visibility | None = None
+
+
+class MoveBody(Body):
+    fromRepo: RepoId
+    toRepo: RepoId
+    type: str | None = None
+
+
+class DuplicateBody(Body):
+    repository: RepoId
+    visibility: Visibility | None = None
+
+
+class SquashBody(Body):
+    message: str | None = None
+
+
+class LfsDeletions(Body):
+    sha: list[Sha256]
+    rewriteHistory: bool = True
+
+
+class LfsDeletionBody(Body):
+    deletions: LfsDeletions
 
 
 @router.put(REPO + "/settings", dependencies=WRITE_ACCESS)
-async def update_settings(request: Request, storage: Storage, ref: ApiRepo):
-    data = await json_body(request)
-    if data.get("gated") not in (None, False):
+async def update_settings(
+    storage: Storage, ref: ApiRepo, body: Annotated[SettingsBody, Depends(json_body(SettingsBody))]
+):
+    if body.gated not in (None, False):
         raise HubError(400, None, "Gated repos are not supported by the embedded Hub")
-    private = visibility_field(data)
-    if private is not None:
-        await run_in_threadpool(storage.set_private, ref.type, ref.id, private)
+    if body.visibility is not None:
+        await run_in_threadpool(storage.set_private, ref.type, ref.id, is_private(body.visibility))
     return {}
 
 
 @router.post("/api/repos/move", dependencies=WRITE_ACCESS)
-async def move_repo(request: Request, storage: Storage):
-    data = await json_body(request)
-    repo_type = validate_repo_type(data.get("type"))
-    await run_in_threadpool(storage.move, repo_type, repo_id_field(data, "fromRepo"), repo_id_field(data, "toRepo"))
+async def move_repo(storage: Storage, body: Annotated[MoveBody, Depends(json_body(MoveBody))]):
+    repo_type = validate_repo_type(body.type)
+    await run_in_threadpool(storage.move, repo_type, split_repo_id(body.fromRepo), split_repo_id(body.toRepo))
     return {}
 
 
 @router.post(REPO + "/duplicate", dependencies=WRITE_ACCESS)
-async def duplicate_repo(request: Request, storage: Storage, ref: ApiRepo):
-    data = await json_body(request)
-    target = RepoRef(ref.type, repo_id_field(data, "repository"))
+async def duplicate_repo(
+    request: Request, storage: Storage, ref: ApiRepo, body: Annotated[DuplicateBody, Depends(json_body(DuplicateBody))]
+):
+    target = RepoRef(ref.type, split_repo_id(body.repository))
     try:
-        await run_in_threadpool(storage.duplicate, ref.type, ref.id, target.id, visibility_field(data))
+        await run_in_threadpool(storage.duplicate, ref.type, ref.id, target.id, is_private(body.visibility))
     except HubError as error:
         if error.status == 409:  # the client reads the url of the existing repo when `exist_ok`
             return JSONResponse({"error": error.message, "url": target.url(request)}, status_code=409)
@@ -75,10 +99,10 @@ async def duplicate_repo(request: Request, storage: Storage, ref: ApiRepo):
 
 
 @router.post(REPO + "/super-squash/{branch:path}", dependencies=WRITE_ACCESS)
-async def super_squash(request: Request, storage: Storage, ref: ApiRepo, branch: str):
-    message = (await json_body(request)).get("message") or f"Super-squash branch '{branch}'"
-    if not isinstance(message, str):
-        raise HubError(400, None, '"message" must be a string')
+async def super_squash(
+    storage: Storage, ref: ApiRepo, branch: str, body: Annotated[SquashBody, Depends(json_body(SquashBody))]
+):
+    message = body.message or f"Super-squash branch '{branch}'"
     commit = await run_in_threadpool(storage.super_squash, ref.type, ref.id, branch, message)
     return {"commitId": commit}
 
@@ -102,13 +126,11 @@ def list_lfs_files(request: Request, settings: Settings, repo: ReadableApiRepo):
 
 
 @router.post(REPO + "/lfs-files/batch", dependencies=WRITE_ACCESS)
-async def delete_lfs_files(request: Request, storage: Storage, ref: ApiRepo):
-    deletions = (await json_body(request)).get("deletions")
-    shas = deletions.get("sha") if isinstance(deletions, dict) else None
-    if not isinstance(shas, list) or not all(
-        isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha) for sha in shas
-    ):
-        raise HubError(400, None, '"deletions.sha" must be a list of sha256 oids')
-    rewrite_history = deletions.get("rewriteHistory", True) is not False
-    await run_in_threadpool(storage.permanently_delete_lfs_files, ref.type, ref.id, set(shas), rewrite_history)
+async def delete_lfs_files(
+    storage: Storage, ref: ApiRepo, body: Annotated[LfsDeletionBody, Depends(json_body(LfsDeletionBody))]
+):
+    deletions = body.deletions
+    await run_in_threadpool(
+        storage.permanently_delete_lfs_files, ref.type, ref.id, set(deletions.sha), deletions.rewriteHistory
+    )
     return {}

@@ -1,12 +1,23 @@
 """Branches and tags: list them, create and delete them."""
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
-from dialoghub.hub.dependencies import WRITE_ACCESS, ApiRepo, ReadableApiRepo, Storage, json_body
+from dialoghub.hub.dependencies import WRITE_ACCESS, ApiRepo, Body, ReadableApiRepo, Storage, json_body
 from dialoghub.hub.validation import HubError, validate_ref_name
 
 router = APIRouter()
+
+
+class TagBody(Body):
+    tag: str
+    message: str | None = None
+
+
+class BranchBody(Body):
+    startingPoint: str | None = None  # noqa: N815 - the Hub's field name
 
 
 @router.get("/api/{type_prefix}/{namespace}/{name}/refs")
@@ -16,10 +27,11 @@ def list_refs(storage: Storage, repo: ReadableApiRepo, include_prs: bool = False
 
 
 @router.post("/api/{type_prefix}/{namespace}/{name}/tag/{revision:path}", dependencies=WRITE_ACCESS)
-async def create_tag(request: Request, storage: Storage, ref: ApiRepo, revision: str):
-    data = await json_body(request)
-    tag = validate_ref_name(str(data.get("tag") or ""))
-    await run_in_threadpool(storage.create_tag, ref.type, ref.id, tag, revision, data.get("message"))
+async def create_tag(
+    storage: Storage, ref: ApiRepo, revision: str, body: Annotated[TagBody, Depends(json_body(TagBody))]
+):
+    tag = validate_ref_name(body.tag)
+    await run_in_threadpool(storage.create_tag, ref.type, ref.id, tag, revision, body.message)
     return {}
 
 
@@ -30,11 +42,10 @@ async def delete_tag(storage: Storage, ref: ApiRepo, tag: str):
 
 
 @router.post("/api/{type_prefix}/{namespace}/{name}/branch/{branch:path}", dependencies=WRITE_ACCESS)
-async def create_branch(request: Request, storage: Storage, ref: ApiRepo, branch: str):
-    body = await json_body(request)
-    await run_in_threadpool(
-        storage.create_branch, ref.type, ref.id, validate_ref_name(branch), body.get("startingPoint")
-    )
+async def create_branch(
+    storage: Storage, ref: ApiRepo, branch: str, body: Annotated[BranchBody, Depends(json_body(BranchBody))]
+):
+    await run_in_threadpool(storage.create_branch, ref.type, ref.id, validate_ref_name(branch), body.startingPoint)
     return {}
 
 

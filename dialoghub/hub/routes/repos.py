@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from dulwich.repo import Repo
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -13,6 +13,7 @@ from dialoghub.hub.dependencies import (
     LOCAL_USER,
     WRITE_ACCESS,
     ApiRepo,
+    Body,
     ReadableApiRepo,
     RepoRef,
     Settings,
@@ -30,14 +31,28 @@ from dialoghub.hub.validation import HubError, card_data, validate_repo_id, vali
 router = APIRouter()
 
 
+class RepoBody(Body):
+    name: str = ""
+    organization: str | None = None
+    type: str | None = None
+
+    def ref(self) -> RepoRef:
+        return RepoRef(validate_repo_type(self.type), validate_repo_id(self.organization or LOCAL_USER, self.name))
+
+
+class CreateRepoBody(RepoBody):
+    private: bool | None = None
+    visibility: str | None = None
+
+
 @router.post("/api/repos/create", dependencies=WRITE_ACCESS)
-async def create_repo(request: Request, storage: Storage):
-    data = await json_body(request)
-    repo_type = validate_repo_type(data.get("type"))
-    ref = RepoRef(repo_type, validate_repo_id(data.get("organization") or LOCAL_USER, data.get("name") or ""))
+async def create_repo(
+    request: Request, storage: Storage, body: Annotated[CreateRepoBody, Depends(json_body(CreateRepoBody))]
+):
+    ref = body.ref()
     url = ref.url(request)
     try:
-        private = data.get("visibility") in ("private", "protected") or bool(data.get("private"))
+        private = body.visibility in ("private", "protected") or bool(body.private)
         await run_in_threadpool(storage.create, ref.type, ref.id, private)
     except HubError as error:
         if error.status == 409:
@@ -47,11 +62,9 @@ async def create_repo(request: Request, storage: Storage):
 
 
 @router.delete("/api/repos/delete", dependencies=WRITE_ACCESS)
-async def delete_repo(request: Request, storage: Storage):
-    data = await json_body(request)
-    repo_type = validate_repo_type(data.get("type"))
-    repo_id = validate_repo_id(data.get("organization") or LOCAL_USER, data.get("name") or "")
-    await run_in_threadpool(storage.delete, repo_type, repo_id)
+async def delete_repo(storage: Storage, body: Annotated[RepoBody, Depends(json_body(RepoBody))]):
+    ref = body.ref()
+    await run_in_threadpool(storage.delete, ref.type, ref.id)
     return {}
 
 
@@ -70,7 +83,7 @@ def list_repos(
     search: Annotated[list[str], Query()] = (),
     filter: Annotated[list[str], Query()] = (),
     sort: str | None = None,
-    limit: int | None = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
     full: bool = False,
     cardData: bool = False,
 ):
@@ -78,8 +91,6 @@ def list_repos(
     repo_type = type_from_prefix(type_prefix)
     if sort is not None and sort not in LISTING_SORT_KEYS:
         raise HubError(400, None, f"Invalid sort {sort!r}; expected one of {list(LISTING_SORT_KEYS)}")
-    if limit is not None and limit < 1:
-        raise HubError(400, None, "limit must be a positive integer")
     storage = settings.storage
     show_private = has_valid_token(request)
     hidden = [field for field in FULL_ONLY_FIELDS if not (full or (field == "cardData" and cardData))]

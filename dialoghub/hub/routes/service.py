@@ -1,12 +1,19 @@
 """Service endpoints: health, `whoami`, and the card YAML check the client calls before committing a README."""
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from dialoghub.hub.dependencies import LOCAL_USER, Settings, has_valid_token, json_body
+from dialoghub.hub.dependencies import LOCAL_USER, Body, Settings, has_valid_token, json_body
 from dialoghub.hub.validation import HubError, validate_readme_metadata, validate_repo_type
 
 router = APIRouter()
+
+
+class ValidateYamlBody(Body):
+    content: str
+    repoType: str | None = None  # noqa: N815 - the Hub's field name
 
 
 @router.get("/api/dialoghub/health")
@@ -29,12 +36,7 @@ def whoami(request: Request, settings: Settings):
 
 
 @router.post("/api/validate-yaml")
-async def validate_yaml(request: Request):
-    data = await json_body(request)
-    content = data.get("content")
-    if not isinstance(content, str):
-        raise HubError(400, None, '"content" must be a string')
-    repo_type = validate_repo_type(data.get("repoType"))
-    errors = validate_readme_metadata(content, repo_type)
+def validate_yaml(body: Annotated[ValidateYamlBody, Depends(json_body(ValidateYamlBody))]):
+    errors = validate_readme_metadata(body.content, validate_repo_type(body.repoType))
     status = 400 if errors else 200
     return JSONResponse({"errors": [{"message": message} for message in errors], "warnings": []}, status)
