@@ -5,6 +5,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 from huggingface_hub import HfApi
 
@@ -87,6 +88,10 @@ def test_git_push_is_refused(hub, hub_api, git, repo_name, tmp_path):
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "push attempt", cwd=clone)
     assert git("push", "origin", "main", cwd=clone, check=False).returncode != 0
     assert hub_api.repo_info(repo_name).sha == head
+    for service in ("git-receive-pack", None):  # neither a push nor git's dumb protocol is served
+        params = {"service": service} if service else {}
+        assert httpx.get(f"{hub.endpoint}/{repo_name}/info/refs", params=params).status_code == 403
+    assert httpx.post(f"{hub.endpoint}/{repo_name}/git-receive-pack", content=b"0000").status_code in (404, 405)
 
 
 @needs_git_lfs

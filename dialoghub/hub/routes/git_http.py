@@ -88,6 +88,10 @@ class GitSmartHttp:
     async def __call__(self, scope, receive, send):
         request = Request(scope, receive)
         storage = get_storage(request)
+        if request.method == "GET" and request.query_params.get("service") != READ_ONLY_SERVICE.decode():
+            # Neither a push (`git-receive-pack`) nor git's dumb protocol, which dulwich would serve without it.
+            message = "This Hub serves git read-only: clone and fetch (git-upload-pack) over smart HTTP"
+            return await PlainTextResponse(message, status_code=403)(scope, receive, send)
         try:
             repo_id = validate_repo_id(scope["path_params"]["namespace"], scope["path_params"]["name"])
         except HubError as error:
