@@ -105,32 +105,15 @@ async def commit(request: Request, storage: Storage, ref: ApiRepo, revision: str
             errors = validate_readme_metadata(operation.content.decode("utf-8", "replace"), ref.type)
             if errors:
                 raise HubError(400, None, "Invalid metadata in README.md: " + "; ".join(errors))
-    summary = header.summary or "Upload files"
+    target = validate_commit_target(revision)
+    commit_arguments = (ref.type, ref.id, target, operations, header.summary or "Upload files", header.description)
     pull_request_url = None
     if request.query_params.get("create_pr") in ("1", "true"):
-        num, sha = await run_in_threadpool(
-            Discussions(storage).commit_as_pull_request,
-            ref.type,
-            ref.id,
-            validate_commit_target(revision),
-            operations,
-            summary,
-            header.description,
-            header.parentCommit,
-            LOCAL_USER,
-        )
+        pull_request = Discussions(storage).commit_as_pull_request
+        num, sha = await run_in_threadpool(pull_request, *commit_arguments, header.parentCommit, LOCAL_USER)
         pull_request_url = f"{ref.url(request)}/discussions/{num}"
     else:
-        sha, _ = await run_in_threadpool(
-            storage.commit,
-            ref.type,
-            ref.id,
-            validate_commit_target(revision),
-            operations,
-            summary,
-            header.description,
-            header.parentCommit,
-        )
+        sha, _ = await run_in_threadpool(storage.commit, *commit_arguments, header.parentCommit)
     commit_url = f"{ref.url(request)}/commit/{sha}"
     return {"commitOid": sha, "commitUrl": commit_url, "pullRequestUrl": pull_request_url, "success": True}
 
