@@ -7,7 +7,7 @@ so a push is refused. LFS files arrive through the LFS batch API, which git-lfs 
 
 from contextlib import closing
 
-from dulwich.errors import NotGitRepository
+from dulwich.errors import GitProtocolError, NotGitRepository
 from dulwich.repo import Repo
 from dulwich.server import Backend
 from dulwich.web import GunzipFilter, HTTPGitApplication, LimitedInputFilter
@@ -48,19 +48,26 @@ def with_write_callable(application):
     """dulwich writes its responses through the `write` callable `start_response` returns (PEP 3333), which
     Starlette's WSGI adapter does not provide: collect what it writes and hand it on as the response body.
 
-    The body is a pack of git objects only (large files are LFS, fetched separately), so holding it is cheap.
+    The body is a pack of git objects only (large files are LFS, fetched separately), so holding it is cheap, and
+    holding it lets a request git can't parse get a 400 instead of a 200 cut short.
     """
 
     def wrapped(environ, start_response):
         written: list[bytes] = []
+        status_and_headers = []
 
         def start_with_write(status, headers, exc_info=None):
-            start_response(status, headers, exc_info)
+            status_and_headers[:] = [status, headers]
             return written.append
 
-        body = application(environ, start_with_write)
-        for chunk in body:
-            written.append(chunk)
+        try:
+            written.extend(application(environ, start_with_write))
+        # GitProtocolError covers a client hanging up mid-request too; dulwich (1.2) checks an empty pkt-line
+        # (`0004`) with an assert.
+        except (GitProtocolError, AssertionError) as error:
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [f"Invalid git request: {error}".encode()]
+        start_response(*status_and_headers)
         return written
 
     return wrapped
