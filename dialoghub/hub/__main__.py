@@ -5,6 +5,7 @@ import logging
 import os
 
 from dialoghub.hub.embedded import hub_is_up
+from dialoghub.hub.pagination import DEFAULT_PAGE_SIZE
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     serve.add_argument("--max-body-mb", type=int, default=256, help="Cap on API request bodies")
     serve.add_argument("--max-lfs-gb", type=int, default=50, help="Cap on one LFS upload")
+    serve.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE, help="Items per page of a listing")
     serve.add_argument("--max-headers", type=int, default=100, help="Cap on the number of request headers")
     serve.add_argument("--max-header-kb", type=int, default=64, help="Cap on the size of a request's headers")
     serve.add_argument(
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
             max_lfs_bytes=args.max_lfs_gb << 30,
             max_headers=args.max_headers,
             max_header_bytes=args.max_header_kb << 10,
+            page_size=args.page_size,
         )
     except RuntimeError as error:  # the root is owned by another server
         parser.exit(1, f"{error}\n")

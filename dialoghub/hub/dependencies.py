@@ -4,17 +4,20 @@ Routes take these as FastAPI dependencies (`Depends`), so each route says what i
 route opens or closes a repo by hand.
 """
 
+import base64
 import hmac
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
+from urllib.parse import unquote
 
 from dulwich.repo import Repo
 from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from dialoghub.hub.pagination import DEFAULT_PAGE_SIZE
 from dialoghub.hub.storage import HubStorage
 from dialoghub.hub.validation import REPO_TYPES, URL_PREFIX_TO_TYPE, HubError, validate_repo_id
 
@@ -31,6 +34,8 @@ class HubSettings:
     # LFS URLs carry a signature instead of the bearer token: the client PUTs to them without auth headers, as it
     # would to a presigned S3 URL.
     signing_key: bytes
+    # Items per page of a listing: repos, commits, trees and LFS files.
+    page_size: int = DEFAULT_PAGE_SIZE
 
 
 def get_settings(request: Request) -> HubSettings:
@@ -51,7 +56,14 @@ def has_valid_token(request: Request) -> bool:
         return True
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     # The auth scheme is case-insensitive (RFC 9110); compare_digest wants ASCII, so compare bytes.
-    return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token.encode())
+    if scheme.lower() == "basic":  # git and git-lfs send the token as the password of `http://user:TOKEN@host/...`
+        try:
+            credentials = base64.b64decode(credentials, validate=True).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return False
+    elif scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(credentials.strip().encode(), token.encode())
 
 
 def require_write(request: Request) -> None:
@@ -159,3 +171,20 @@ def json_body(model: type[ModelT]) -> Callable[[Request], Awaitable[ModelT]]:
 
 def iso_time(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def revision_and_path(request: Request, storage: HubStorage, repo: Repo, revision: str, path: str) -> tuple[str, str]:
+    """The revision and file path of a `.../{revision}/{path}` URL, for a revision that may hold '/'.
+
+    The router splits the decoded URL at the first '/', so `feature%2Fx/a.txt` arrives as `feature` + `x/a.txt`. A
+    client percent-encodes the revision (huggingface_hub does), which the raw path still shows; without that, the
+    longest leading segments naming a ref are the revision, as on the Hub (`refs/pr/1/a.txt`).
+    """
+    tail = f"{revision}/{path}" if path else revision
+    decoded_prefix = request.scope["path"].removesuffix(tail)
+    raw_segments = request.scope["raw_path"].decode("latin-1").split("/")
+    prefix_length = decoded_prefix.count("/")
+    raw_revision = unquote(raw_segments[prefix_length]) if prefix_length < len(raw_segments) else ""
+    if "/" in raw_revision and unquote("/".join(raw_segments[:prefix_length])) + "/" == decoded_prefix:
+        return raw_revision, tail[len(raw_revision) + 1 :]
+    return storage.split_revision(repo, tail)

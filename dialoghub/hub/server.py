@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from dialoghub.hub.dependencies import HubSettings
+from dialoghub.hub.pagination import DEFAULT_PAGE_SIZE
 from dialoghub.hub.routes import ROUTERS
 from dialoghub.hub.storage import HubStorage
 from dialoghub.hub.validation import HubError
@@ -91,6 +92,7 @@ def create_app(
     token: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_lfs_bytes: int = DEFAULT_MAX_LFS_BYTES,
+    page_size: int = DEFAULT_PAGE_SIZE,
     max_headers: int = DEFAULT_MAX_HEADERS,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
 ) -> FastAPI:
@@ -98,7 +100,10 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes, max_lfs_bytes=max_lfs_bytes)
     app.add_middleware(HeaderLimits, max_headers=max_headers, max_header_bytes=max_header_bytes)
     app.state.hub = HubSettings(
-        storage=HubStorage(root), token=token, signing_key=(token or secrets.token_hex(16)).encode()
+        storage=HubStorage(root),
+        token=token,
+        signing_key=(token or secrets.token_hex(16)).encode(),
+        page_size=page_size,
     )
 
     @app.exception_handler(HubError)

@@ -91,6 +91,13 @@ def validate_ref_name(name: str) -> str:
     return name
 
 
+def validate_commit_target(revision: str) -> str:
+    """Where a commit may go: a branch (`x` or `refs/heads/x`) or a pull request (`refs/pr/N`)."""
+    if re.fullmatch(r"refs/pr/[1-9][0-9]*", revision):
+        return revision
+    return validate_ref_name(revision.removeprefix("refs/heads/"))
+
+
 def split_front_matter(readme: str) -> str | None:
     """The YAML block between the leading `---` lines of a README, or None when there is none."""
     match = re.match(r"^---[ \t]*\r?\n(.*?)(?:\r?\n)?^---[ \t]*$", readme, re.S | re.M)

@@ -5,7 +5,7 @@ patterns overlap: the model-repo routes without a type prefix (`/{namespace}/{na
 the prefixed ones, so `files` and `lfs` register their prefixed routes first. Add a new router as one line here.
 """
 
-from dialoghub.hub.routes import commits, files, lfs, refs, repos, service
+from dialoghub.hub.routes import commits, discussions, files, git_http, lfs, manage, refs, repos, service
 
 ROUTERS = [
     service.router,
@@ -14,4 +14,7 @@ ROUTERS = [
     commits.router,
     files.router,
     lfs.router,
+    manage.router,
+    discussions.router,
+    git_http.router,
 ]

@@ -8,38 +8,51 @@ from pydantic import Base64Bytes, Field, NonNegativeInt, StringConstraints, Type
 from starlette.concurrency import run_in_threadpool
 
 from dialoghub.hub.dependencies import (
+    LOCAL_USER,
     WRITE_ACCESS,
     ApiRepo,
     Body,
     ReadableApiRepo,
+    Settings,
     Storage,
     iso_time,
     json_body,
     open_repo,
 )
+from dialoghub.hub.discussions import Discussions
+from dialoghub.hub.pagination import page_response
 from dialoghub.hub.storage import CommitOperation, should_use_lfs
-from dialoghub.hub.validation import HubError, validate_path, validate_readme_metadata, validate_ref_name
+from dialoghub.hub.validation import HubError, validate_commit_target, validate_path, validate_readme_metadata
 
 router = APIRouter()
 
 
 @router.get("/api/{type_prefix}/{namespace}/{name}/commits/{revision:path}")
-def list_commits(storage: Storage, repo: ReadableApiRepo, revision: str):
-    sha = storage.resolve(repo, revision)
-    commits = []
-    for commit in storage.log(repo, sha):
+def list_commits(
+    request: Request,
+    settings: Settings,
+    repo: ReadableApiRepo,
+    type_prefix: str,
+    namespace: str,
+    name: str,
+    revision: str,
+):
+    sha = settings.storage.resolve(repo, revision)
+
+    def commit_json(commit) -> dict:
         message = commit.message.decode("utf-8", "replace")
         title, _, body = message.partition("\n")
-        commits.append(
-            {
-                "id": commit.id.decode(),
-                "title": title,
-                "message": body.strip(),
-                "date": iso_time(commit.commit_time),
-                "authors": [{"user": commit.author.decode().split(" <")[0], "avatar": None}],
-            }
-        )
-    return commits
+        return {
+            "id": commit.id.decode(),
+            "title": title,
+            "message": body.strip(),
+            "date": iso_time(commit.commit_time),
+            "authors": [{"user": commit.author.decode().split(" <")[0], "avatar": None}],
+        }
+
+    # The next pages list the history of the commit this page started from, even if the branch moves meanwhile.
+    pinned = request.url.replace(path=f"/api/{type_prefix}/{namespace}/{name}/commits/{sha}")
+    return page_response(request, settings.storage.log(repo, sha), settings.page_size, commit_json, pinned)
 
 
 class PreuploadFile(Body):
@@ -86,25 +99,23 @@ def preupload(
 
 @router.post("/api/{type_prefix}/{namespace}/{name}/commit/{revision:path}", dependencies=WRITE_ACCESS)
 async def commit(request: Request, storage: Storage, ref: ApiRepo, revision: str):
-    if request.query_params.get("create_pr") in ("1", "true"):
-        raise HubError(400, None, "Pull requests are not supported by the embedded Hub")
     header, operations = parse_commit_payload(await request.body())
     for operation in operations:
         if operation.path == "README.md" and operation.content is not None:
             errors = validate_readme_metadata(operation.content.decode("utf-8", "replace"), ref.type)
             if errors:
                 raise HubError(400, None, "Invalid metadata in README.md: " + "; ".join(errors))
-    sha, _ = await run_in_threadpool(
-        storage.commit,
-        ref.type,
-        ref.id,
-        validate_ref_name(revision),
-        operations,
-        header.summary or "Upload files",
-        header.description,
-        header.parentCommit,
-    )
-    return {"commitOid": sha, "commitUrl": f"{ref.url(request)}/commit/{sha}", "pullRequestUrl": None, "success": True}
+    target = validate_commit_target(revision)
+    commit_arguments = (ref.type, ref.id, target, operations, header.summary or "Upload files", header.description)
+    pull_request_url = None
+    if request.query_params.get("create_pr") in ("1", "true"):
+        pull_request = Discussions(storage).commit_as_pull_request
+        num, sha = await run_in_threadpool(pull_request, *commit_arguments, header.parentCommit, LOCAL_USER)
+        pull_request_url = f"{ref.url(request)}/discussions/{num}"
+    else:
+        sha, _ = await run_in_threadpool(storage.commit, *commit_arguments, header.parentCommit)
+    commit_url = f"{ref.url(request)}/commit/{sha}"
+    return {"commitOid": sha, "commitUrl": commit_url, "pullRequestUrl": pull_request_url, "success": True}
 
 
 # ----- the NDJSON commit payload: a header line, then one line per file operation ----------------------------------
@@ -124,7 +135,8 @@ class LfsFileValue(Body):
     path: str
     algo: Literal["sha256"] = "sha256"
     oid: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-    size: NonNegativeInt
+    # A copy (`CommitOperationCopy`) sends no size: the storage takes it from the file it copies.
+    size: NonNegativeInt | None = None
 
 
 class PathValue(Body):

@@ -10,7 +10,18 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from dialoghub.hub.dependencies import Body, ReadableApiRepo, Storage, parse_json, readable_repo, url_repo
+from dialoghub.hub.dependencies import (
+    Body,
+    ReadableApiRepo,
+    Settings,
+    Storage,
+    parse_json,
+    readable_repo,
+    revision_and_path,
+    url_repo,
+)
+from dialoghub.hub.pagination import page_response
+from dialoghub.hub.storage import Entry
 from dialoghub.hub.validation import URL_PREFIX_TO_TYPE, HubError, validate_path
 
 router = APIRouter()
@@ -22,10 +33,25 @@ class PathsInfoBody(Body):
 
 @router.get("/api/{type_prefix}/{namespace}/{name}/tree/{revision}")
 @router.get("/api/{type_prefix}/{namespace}/{name}/tree/{revision}/{path:path}")
-def list_tree(storage: Storage, repo: ReadableApiRepo, revision: str, path: str = "", recursive: bool = False):
+def list_tree(
+    request: Request,
+    settings: Settings,
+    repo: ReadableApiRepo,
+    type_prefix: str,
+    namespace: str,
+    name: str,
+    revision: str,
+    path: str = "",
+    recursive: bool = False,
+):
+    storage = settings.storage
+    revision, path = revision_and_path(request, storage, repo, revision, path)
     path = validate_path(path.strip("/")) if path.strip("/") else ""
     sha = storage.resolve(repo, revision)
-    return [entry.to_json() for entry in storage.list_tree(repo, sha, path, recursive=recursive)]
+    entries = storage.list_tree(repo, sha, path, recursive=recursive)
+    # The next pages list the tree of the commit this page came from, even if the branch moves meanwhile.
+    pinned = request.url.replace(path=f"/api/{type_prefix}/{namespace}/{name}/tree/{sha}/{quote(path)}".rstrip("/"))
+    return page_response(request, entries, settings.page_size, Entry.to_json, pinned)
 
 
 @router.post("/api/{type_prefix}/{namespace}/{name}/paths-info/{revision:path}")
@@ -44,6 +70,7 @@ async def paths_info(request: Request, storage: Storage, repo: ReadableApiRepo, 
 
 
 def resolve_file(request: Request, storage: Storage, repo: Repo, revision: str, path: str) -> Response:
+    revision, path = revision_and_path(request, storage, repo, revision, path)
     path = validate_path(path)
     sha = storage.resolve(repo, revision)
     entry = storage.entry(repo, sha, path)

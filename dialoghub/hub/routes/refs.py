@@ -21,8 +21,9 @@ class BranchBody(Body):
 
 
 @router.get("/api/{type_prefix}/{namespace}/{name}/refs")
-def list_refs(storage: Storage, repo: ReadableApiRepo):
-    return {**storage.refs(repo), "converts": [], "pullRequests": []}
+def list_refs(storage: Storage, repo: ReadableApiRepo, include_prs: bool = False):
+    refs = storage.refs(repo)
+    return {**refs, "converts": [], "pullRequests": refs["pullRequests"] if include_prs else []}
 
 
 @router.post("/api/{type_prefix}/{namespace}/{name}/tag/{revision:path}", dependencies=WRITE_ACCESS)

@@ -1,6 +1,7 @@
 """Repos: create, delete, list, and the repo info (`model_info`, `dataset_info`, `repo_info`)."""
 
 import hashlib
+from collections.abc import Iterator
 from typing import Annotated
 
 from dulwich.repo import Repo
@@ -15,13 +16,16 @@ from dialoghub.hub.dependencies import (
     Body,
     ReadableApiRepo,
     RepoRef,
+    Settings,
     Storage,
+    has_valid_token,
     iso_time,
     json_body,
     open_repo,
     type_from_prefix,
 )
-from dialoghub.hub.storage import HubStorage
+from dialoghub.hub.pagination import page_response
+from dialoghub.hub.storage import HEAD_BRANCH, HubStorage
 from dialoghub.hub.validation import HubError, card_data, validate_repo_id, validate_repo_type
 
 router = APIRouter()
@@ -64,38 +68,50 @@ async def delete_repo(storage: Storage, body: Annotated[RepoBody, Depends(json_b
     return {}
 
 
+# `list_models(sort=...)` as huggingface_hub 2.4 sends it; the Hub sorts descending.
+LISTING_SORT_KEYS = ("lastModified", "createdAt", "downloads", "likes", "trendingScore")
+# What a listing item leaves out of the repo info unless `full` (or `cardData`) asks for it.
+FULL_ONLY_FIELDS = ("siblings", "cardData", "usedStorage")
+
+
 @router.get("/api/{type_prefix}")
 def list_repos(
-    storage: Storage,
+    request: Request,
+    settings: Settings,
     type_prefix: str,
     author: str | None = None,
-    search: str | None = None,
-    limit: Annotated[int | None, Query(ge=0)] = None,
+    search: Annotated[list[str], Query()] = (),
+    filter: Annotated[list[str], Query()] = (),
+    sort: str | None = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    full: bool = False,
+    cardData: bool = False,
 ):
+    """`list_models`/`list_datasets`: every `filter` is a tag the repo must have; private repos only with the token."""
     repo_type = type_from_prefix(type_prefix)
-    results = []
-    for repo_id in storage.list_repos(repo_type):
-        if (author and repo_id.split("/")[0] != author) or (search and search.lower() not in repo_id.lower()):
-            continue
-        with open_repo(storage, RepoRef(repo_type, repo_id)) as repo:
-            if storage.is_private(repo):
-                continue  # listings show public repos only
-            sha = storage.resolve(repo, "main")
-            results.append(
-                {
-                    "id": repo_id,
-                    "author": repo_id.split("/")[0],
-                    "sha": sha,
-                    "lastModified": iso_time(storage.commit_info(repo, sha).commit_time),
-                    "private": False,
-                    "tags": [],
-                    "downloads": 0,
-                    "likes": 0,
-                }
-            )
-        if limit and len(results) >= limit:
-            break
-    return results
+    if sort is not None and sort not in LISTING_SORT_KEYS:
+        raise HubError(400, None, f"Invalid sort {sort!r}; expected one of {list(LISTING_SORT_KEYS)}")
+    storage = settings.storage
+    show_private = has_valid_token(request)
+    hidden = [field for field in FULL_ONLY_FIELDS if not (full or (field == "cardData" and cardData))]
+
+    def matching() -> Iterator[dict]:
+        for repo_id in storage.list_repos(repo_type):
+            namespace = repo_id.split("/")[0]
+            if (author and namespace != author) or not all(term.lower() in repo_id.lower() for term in search):
+                continue
+            ref = RepoRef(repo_type, repo_id)
+            with open_repo(storage, ref) as repo:
+                if storage.is_private(repo) and not show_private:
+                    continue
+                info = repo_info_json(storage, ref, repo, HEAD_BRANCH)
+            if set(filter) <= set(info["tags"]):
+                yield {key: value for key, value in info.items() if key not in hidden}
+
+    items = matching()
+    if sort is not None:
+        items = sorted(items, key=lambda item: item.get(sort) or 0, reverse=True)
+    return page_response(request, items, min(limit or settings.page_size, settings.page_size))
 
 
 @router.get("/api/{type_prefix}/{namespace}/{name}")
@@ -130,6 +146,7 @@ def repo_info_json(storage: HubStorage, ref: RepoRef, repo: Repo, revision: str)
         "author": ref.id.split("/")[0],
         "sha": sha,
         "lastModified": iso_time(commit.commit_time),
+        "createdAt": iso_time(storage.created_at(repo, sha)),
         "private": storage.is_private(repo),
         "gated": False,
         "disabled": False,
@@ -154,9 +171,13 @@ def card_tags(metadata: dict | None) -> list[str]:
     tags = []
     for key, prefix in (
         ("tags", ""),
+        ("library_name", ""),
+        ("pipeline_tag", ""),
         ("license", "license:"),
         ("language", ""),
         ("task_categories", "task_categories:"),
+        ("datasets", "dataset:"),
+        ("base_model", "base_model:"),
     ):
         value = metadata.get(key)
         for item in [value] if isinstance(value, str) else value or []:
