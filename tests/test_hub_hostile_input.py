@@ -198,13 +198,20 @@ def test_header_count_and_size_are_capped(limited_hub):
     # h11 refuses it and may close while the client is still sending: either way it is not served.
     with contextlib.suppress(httpx.TransportError):
         assert httpx.get(health, headers={"x-big": "v" * 1_000_000}).status_code in (400, 431)
-    # The same oversized header block, trickled in pieces, is refused by h11 before it is complete.
+    # The same oversized header block, trickled in pieces, is refused by h11 before it is complete: a 400, or a
+    # connection closed under the client (which can lose the 400 to a reset), never the health answer.
     connection = raw_connection(limited_hub.endpoint)
     with connection:
-        connection.sendall(b"GET /api/dialoghub/health HTTP/1.1\r\nHost: x\r\n")
-        for _ in range(20):
-            connection.sendall(b"x-piece: " + b"v" * 1000 + b"\r\n")
-        assert connection.recv(100).startswith(b"HTTP/1.1 400")
+        reply = b""
+        try:
+            connection.sendall(b"GET /api/dialoghub/health HTTP/1.1\r\nHost: x\r\n")
+            for _ in range(20):
+                connection.sendall(b"x-piece: " + b"v" * 1000 + b"\r\n")
+            connection.sendall(b"\r\n")
+            reply = connection.recv(100)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert reply == b"" or reply.startswith(b"HTTP/1.1 400"), reply
 
 
 def test_a_client_slow_to_send_its_headers_is_disconnected(limited_hub):
