@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import yaml
+from dulwich.refs import check_ref_format
 
 REPO_TYPES = {"model": "models", "dataset": "datasets", "space": "spaces"}
 URL_PREFIX_TO_TYPE = {"models": "model", "datasets": "dataset", "spaces": "space"}
 
 _NAME_PART = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_-])?$")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# Bidirectional controls (which make a path read differently from what it is) and the zero-width code points that
+# HFS ignores in file names (so `.g\u200cit` is `.git` to it), which git fsck refuses for the same reason.
+_INVISIBLE_CHARACTERS = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
 _REF_NAME = re.compile(r"^[A-Za-z0-9._-][A-Za-z0-9._/-]{0,199}$")
 MAX_PATH_LENGTH = 1024
+MAX_YAML_DEPTH = 64
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Names git fsck treats as `.git`, `.gitmodules` or `.gitattributes` (case-insensitively, with the NTFS trailing
+# dots and spaces and 8.3 short names): none may be a folder, and only `.gitattributes` may be a file.
+_GIT_DIR_NAMES = re.compile(r"^(\.git|git~1)[. ]*$", re.I)
+_GITMODULES_NAMES = re.compile(r"^(\.gitmodules|gitmod~\d|gi7eba~\d)[. ]*$", re.I)
+_GITATTRIBUTES_NAMES = re.compile(r"^(\.gitattributes|gitatt~\d|gi7d29~\d)[. ]*$", re.I)
+# The Hub's own URL segments: `models/x` would be `models/models/x.git` on disk and `/models/x/...` in URLs.
+RESERVED_NAMESPACES = frozenset({"api", "models", "datasets", "spaces"})
 
 
 class HubError(Exception):
@@ -23,6 +37,12 @@ class HubError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+    def headers(self) -> dict[str, str]:
+        """The Hub's error headers. The message echoes client input, so it travels JSON-escaped: ASCII, no CR/LF."""
+        if not self.code:
+            return {}
+        return {"X-Error-Code": self.code, "X-Error-Message": json.dumps(self.message[:200])[1:-1]}
 
 
 def validate_repo_type(repo_type: str | None) -> str:
@@ -38,6 +58,8 @@ def validate_repo_id(namespace: str, name: str) -> str:
             raise HubError(
                 400, None, f"Invalid repo id {namespace}/{name}: use letters, digits, '-', '_' and '.' (no '..')"
             )
+    if namespace.lower() in RESERVED_NAMESPACES:
+        raise HubError(400, None, f"Invalid repo id {namespace}/{name}: {namespace!r} is a reserved name")
     return f"{namespace}/{name}"
 
 
@@ -47,18 +69,33 @@ def validate_path(path: str) -> str:
         raise HubError(400, None, "Invalid path: empty or too long")
     if _CONTROL_CHARACTERS.search(path) or "\\" in path:
         raise HubError(400, None, f"Invalid path {path!r}: control characters or backslashes")
+    if _INVISIBLE_CHARACTERS.search(path):
+        raise HubError(400, None, f"Invalid path {path!r}: bidirectional or zero-width characters")
     parts = path.split("/")
-    if path.startswith("/") or any(part in ("", ".", "..") for part in parts):
-        raise HubError(400, None, f"Invalid path {path!r}: must be relative, without '.', '..' or empty segments")
-    if any(part.lower() == ".git" for part in parts):
+    if path.startswith("/") or any(part.strip() in ("", ".", "..") for part in parts):
+        raise HubError(
+            400, None, f"Invalid path {path!r}: must be relative, without '.', '..', blank or empty segments"
+        )
+    if any(_GIT_DIR_NAMES.match(part) or _GITMODULES_NAMES.match(part) for part in parts):
         raise HubError(400, None, f"Invalid path {path!r}: .git internals are not repository files")
+    if any(_GITATTRIBUTES_NAMES.match(part) for part in parts[:-1]):
+        raise HubError(400, None, f"Invalid path {path!r}: .gitattributes must be a file")
     return path
 
 
 def validate_ref_name(name: str) -> str:
-    if not _REF_NAME.match(name) or ".." in name or name.endswith((".lock", "/", ".")) or "//" in name:
+    """A branch or tag name: what `git check-ref-format` accepts, less what git and the Hub reserve."""
+    reserved = name == "HEAD" or name.startswith(("-", "refs/"))
+    if reserved or not _REF_NAME.match(name) or not check_ref_format(f"refs/heads/{name}".encode()):
         raise HubError(400, None, f"Invalid branch or tag name {name!r}")
     return name
+
+
+def validate_commit_target(revision: str) -> str:
+    """Where a commit may go: a branch (`x` or `refs/heads/x`) or a pull request (`refs/pr/N`)."""
+    if re.fullmatch(r"refs/pr/[1-9][0-9]*", revision):
+        return revision
+    return validate_ref_name(revision.removeprefix("refs/heads/"))
 
 
 def split_front_matter(readme: str) -> str | None:
@@ -127,6 +164,22 @@ def metadata_errors(metadata, repo_type: str) -> list[str]:
     return errors
 
 
+def load_card_yaml(text: str):
+    """The card's YAML, refusing aliases (a few bytes of nested aliases expand to megabytes on every read) and
+    nesting deeper than any card needs; libyaml parses it, when PyYAML has it, in linear time."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_YAML_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.YAMLError("YAML aliases (*name) are not allowed in card metadata")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise yaml.YAMLError(f"The YAML is nested deeper than {MAX_YAML_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return yaml.load(text, Loader=_YAML_LOADER)
+
+
 def validate_readme_metadata(content: str, repo_type: str) -> list[str]:
     """Parse the README's YAML front matter (or a bare YAML document) and return the problems found."""
     front_matter = split_front_matter(content)
@@ -134,7 +187,7 @@ def validate_readme_metadata(content: str, repo_type: str) -> list[str]:
     if content.startswith("---") and front_matter is None:
         return ["The YAML front matter opened with '---' is never closed"]
     try:
-        metadata = yaml.safe_load(text) if text.strip() else None
+        metadata = load_card_yaml(text) if text.strip() else None
     except yaml.YAMLError as error:
         return [f"Invalid YAML: {error}"]
     if front_matter is None and not isinstance(metadata, dict):
@@ -147,7 +200,7 @@ def card_data(readme: str) -> dict | None:
     if front_matter is None:
         return None
     try:
-        metadata = yaml.safe_load(front_matter)
+        metadata = load_card_yaml(front_matter)
     except yaml.YAMLError:
         return None
     return metadata if isinstance(metadata, dict) else None
