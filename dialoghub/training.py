@@ -29,7 +29,7 @@ from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_co
 
 from dialoghub import prompts
 from dialoghub.cards import SUMMARY_FILE, push_adapter
-from dialoghub.generation import resolve_repo
+from dialoghub.hub.refs import resolve_repo
 from dialoghub.training_kernels import AdapterSFTTrainer
 
 logger = logging.getLogger(__name__)

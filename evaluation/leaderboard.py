@@ -40,9 +40,9 @@ from dialoghub.generation import (
     add_generation_arguments,
     generation_settings_from_args,
     load_generator,
-    resolve_repo,
 )
 from dialoghub.hub.embedded import hub_session
+from dialoghub.hub.refs import NONE, optional_reference, resolve_repo
 from dialoghub.paths import REPO_ROOT, base_dir
 from evaluation import results
 from evaluation.metrics import (
@@ -56,7 +56,6 @@ from evaluation.tasks import HUMAN, TASKS, TWEETSUMM_ABSTRACTIVE, Scorers, Task,
 
 logger = logging.getLogger(__name__)
 
-NONE = "none"
 DEFAULT_TASK = TWEETSUMM_ABSTRACTIVE.name
 DEFAULT_BOOTSTRAP = 1000
 SOURCE_NAME = "dialoghub leaderboard"
@@ -621,10 +620,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _optional(value: str | None) -> str | None:
-    return None if value is None or value.lower() == NONE else value
-
-
 def run(args: argparse.Namespace) -> None:
     if args.command == "show":
         markdown, chart = render_leaderboard(args.results_repo, args.revision, args.task, args.output_dir)
@@ -643,8 +638,8 @@ def run(args: argparse.Namespace) -> None:
         limit=args.limit,
         protocol=args.protocol,
         generation=settings,
-        embedding_model=_optional(args.embedding_model),
-        toxicity=_optional(args.toxicity),
+        embedding_model=optional_reference(args.embedding_model),
+        toxicity=optional_reference(args.toxicity),
         summarizer=args.summarizer,
         summarizer_adapter=args.summarizer_adapter,
         n_bootstrap=args.n_bootstrap,

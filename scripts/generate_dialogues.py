@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from dialoghub.data.parquet_repo import TagConflictError
 from dialoghub.generation import BACKENDS, add_generation_arguments, generation_settings_from_args
 from dialoghub.hub.embedded import hub_session
+from dialoghub.hub.refs import optional_reference
 from dialoghub.synthetic import default_repo_id
 from dialoghub.synthetic.filters import FilterConfig
 from dialoghub.synthetic.publish import NothingToPublishError, publish
@@ -56,10 +56,6 @@ def mapping(text: str, value_type=str) -> dict:
     return pairs
 
 
-def optional(value: str) -> str | None:
-    return None if value.lower() == "none" else value
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = parser.add_argument_group("input")
@@ -81,9 +77,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
 
     model = parser.add_argument_group("model")
-    model.add_argument("--model", type=optional, default=DEFAULT_MODEL, help="causal LM id[@rev] or folder")
-    model.add_argument("--adapter", type=optional, default="auto", help=f"PEFT adapter id[@rev], 'auto' or 'none' "
-                       f"(auto: {DEFAULT_GENERATOR_ADAPTER} if it exists)")  # fmt: skip
+    model.add_argument("--model", type=optional_reference, default=DEFAULT_MODEL, help="causal LM id[@rev] or folder")
+    model.add_argument("--adapter", type=optional_reference, default="auto",
+                       help=f"PEFT adapter id[@rev], 'auto' or 'none' "
+                            f"(auto: {DEFAULT_GENERATOR_ADAPTER} if it exists)")  # fmt: skip
     model.add_argument("--load-in-4bit", action="store_true", help="quantize the model with bitsandbytes (GPU)")
     model.add_argument("--backend", choices=BACKENDS, default="auto", help="vllm is used only if installed")
     model.add_argument("--few-shot", type=int, help="k examples from --few-shot-split in each prompt (default: 1 "
@@ -104,14 +101,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         else:
             checks.add_argument(name, type=type(item.default), default=item.default)
     checks.add_argument("--toxicity-scorer", default="profanity-check", help="profanity-check or a classifier id")
-    checks.add_argument("--summarizer", type=optional, help="round-trip summarizer model id[@rev] (default: the "
-                        "adapter's base)")  # fmt: skip
-    checks.add_argument("--summarizer-adapter", type=optional, default="auto", help=f"round-trip summarizer adapter, "
+    checks.add_argument("--summarizer", type=optional_reference,
+                        help="round-trip summarizer model id[@rev] (default: the adapter's base)")  # fmt: skip
+    checks.add_argument("--summarizer-adapter", type=optional_reference, default="auto",
+                        help=f"round-trip summarizer adapter, "
                         f"'auto' or 'none' (auto: {DEFAULT_SUMMARIZER_ADAPTER} if it exists)")  # fmt: skip
 
     output = parser.add_argument_group("output")
     output.add_argument("--repo-id", default=default_repo_id(), help="dataset repo to publish to")
-    output.add_argument("--tag", default="v1.0", help="tag the published commit if the tag is new ('none': no tag)")
+    output.add_argument("--tag", default="v1.0", help="release tag; an existing tag is never moved ('none': no tag)")
     output.add_argument("--work-dir", type=Path, help="where shards go (default: one folder per settings)")
     output.add_argument("--no-push", action="store_true", help="generate and filter only")
     output.add_argument("--no-progress", action="store_true")
@@ -182,9 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Elapsed: {time.perf_counter() - started:.0f}s for {generated} generated dialogue(s)")
             if args.no_push:
                 return 0
-            tag = None if args.tag.lower() == "none" else args.tag
+            tag = optional_reference(args.tag)
             published = publish(result, args.repo_id, tag=tag)
-    except (ValueError, RunMismatchError, NothingToPublishError, TagConflictError) as error:
+    except (ValueError, RunMismatchError, NothingToPublishError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     state = "new commit" if published.new_commit else "unchanged, no new commit"

@@ -19,7 +19,8 @@ from typing import Any
 
 from dialoghub import prompts
 from dialoghub.base_models import RELEASE_TAG, SMOLLM2
-from dialoghub.generation import GenerationSettings, Generator, load_generator, resolve_repo
+from dialoghub.generation import GenerationSettings, Generator, load_generator
+from dialoghub.hub.refs import resolve_repo
 from dialoghub.paths import base_dir, project_org
 from dialoghub.synthetic import filters
 from dialoghub.synthetic.shards import ShardStore, run_key
