@@ -31,20 +31,25 @@ BACKENDS = ("auto", "transformers", "vllm")
 class GenerationSettings:
     """How to decode; serialized with every generated dataset row and result, so it is all plain JSON values."""
 
-    max_new_tokens: int = 256
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    """0 disables top-k filtering."""
-    repetition_penalty: float = 1.0
-    seed: int = 0
-    """Seeds the sampler before each batch (see `batch_seed`); greedy decoding ignores it."""
-    batch_size: int = 8
-    stop_loops: int = 0
-    """Stop a sequence once its newest tokens are one span repeated this many times (0: never). A small model that
-    starts looping never recovers; this saves the compute it would spend up to `max_new_tokens` (transformers
-    backend only)."""
+    max_new_tokens: int = field(default=256, metadata={"help": "Most tokens generated per answer."})
+    do_sample: bool = field(default=False, metadata={"help": "Sample (true) or decode greedily (false)."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass."})
+    top_k: int = field(default=0, metadata={"help": "Top-k filtering when sampling (0: off)."})
+    repetition_penalty: float = field(default=1.0, metadata={"help": "Penalty on tokens already generated (1: none)."})
+    seed: int = field(
+        default=0,
+        metadata={"help": "Seeds the sampler before each batch (see `batch_seed`); greedy decoding ignores it."},
+    )
+    batch_size: int = field(default=8, metadata={"help": "Prompts generated together."})
+    stop_loops: int = field(
+        default=0,
+        metadata={
+            "help": "Stop a sequence once its newest tokens are one span repeated this many times (0: never). A "
+            "small model that starts looping never recovers; this saves the compute it would spend up to "
+            "max_new_tokens (transformers backend only)."
+        },
+    )
 
     def __post_init__(self) -> None:
         problems = []

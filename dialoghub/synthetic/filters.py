@@ -102,18 +102,26 @@ def dialogue_text(dialogue: Sequence[Mapping[str, str]]) -> str:
 
 @dataclass(frozen=True)
 class FilterConfig:
-    min_turns: int = 2
-    max_turns: int = 20
-    min_turn_words: int = 1
-    max_turn_words: int = 200
-    min_dialogue_words: int = 15
-    max_dialogue_words: int = 600
-    max_repeated_trigram_fraction: float = 0.4
-    max_consecutive_repeats: int = 4
-    near_duplicate_jaccard: float = NEAR_DUPLICATE_JACCARD
-    toxicity_threshold: float = 0.5
-    round_trip_min_rouge_l: float = 0.15
-    allow_continuation_lines: bool = False
+    min_turns: int = field(default=2, metadata={"help": "Fewest turns of a kept dialogue."})
+    max_turns: int = field(default=20, metadata={"help": "Most turns of a kept dialogue."})
+    min_turn_words: int = field(default=1, metadata={"help": "Fewest words of a turn."})
+    max_turn_words: int = field(default=200, metadata={"help": "Most words of a turn."})
+    min_dialogue_words: int = field(default=15, metadata={"help": "Fewest words of a dialogue."})
+    max_dialogue_words: int = field(default=600, metadata={"help": "Most words of a dialogue."})
+    max_repeated_trigram_fraction: float = field(
+        default=0.4, metadata={"help": "Most word 3-grams that may be repeats."}
+    )
+    max_consecutive_repeats: int = field(default=4, metadata={"help": "Most back-to-back repeats of a word span."})
+    near_duplicate_jaccard: float = field(
+        default=NEAR_DUPLICATE_JACCARD, metadata={"help": "Word n-gram Jaccard from which a row is a near duplicate."}
+    )
+    toxicity_threshold: float = field(default=0.5, metadata={"help": "Toxicity score from which a row is rejected."})
+    round_trip_min_rouge_l: float = field(
+        default=0.15, metadata={"help": "Least ROUGE-L of the round-trip summary against the input summary."}
+    )
+    allow_continuation_lines: bool = field(
+        default=False, metadata={"help": "A line that is no turn continues the turn before."}
+    )
 
     def to_dict(self) -> dict:
         return asdict(self)
