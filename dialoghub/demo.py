@@ -10,7 +10,6 @@ import importlib.metadata
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from dialoghub import prompts
 from dialoghub.generation import GenerationSettings, Generator, load_generator, split_revision
 from dialoghub.hub.publish import publish_folder
 from dialoghub.paths import REPO_ROOT, project_org
+from dialoghub.provenance import git
 
 logger = logging.getLogger(__name__)
 
@@ -197,12 +197,7 @@ def space_card(config: DemoConfig):
 
 
 def code_version() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "(not a git checkout)"
+    return git("rev-parse", "--short", "HEAD") or "(not a git checkout)"
 
 
 def publish_space(api, repo_id: str, config: DemoConfig, tag: str | None = None) -> str:

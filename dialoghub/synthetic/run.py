@@ -19,7 +19,14 @@ from typing import Any
 
 from dialoghub import prompts
 from dialoghub.base_models import RELEASE_TAG, SMOLLM2
-from dialoghub.generation import GenerationSettings, Generator, load_generator, resolve_repo
+from dialoghub.generation import (
+    ROUND_TRIP_GENERATION,
+    GenerationSettings,
+    Generator,
+    load_generator,
+    resolve_repo,
+    round_trip_summaries,
+)
 from dialoghub.paths import base_dir, project_org
 from dialoghub.synthetic import filters
 from dialoghub.synthetic.shards import ShardStore, run_key
@@ -36,8 +43,6 @@ DEFAULT_SUMMARIZER_ADAPTER = f"{project_org()}/summarizer-lora"
 DEFAULT_GENERATION = GenerationSettings(
     max_new_tokens=256, do_sample=True, temperature=0.7, top_p=0.9, repetition_penalty=1.1, stop_loops=3, batch_size=8
 )
-# Round-trip summaries are short; greedy makes them reproducible.
-ROUND_TRIP_GENERATION = GenerationSettings(max_new_tokens=96, stop_loops=3)
 KEPT = "kept"
 REJECTED = "rejected"
 
@@ -338,10 +343,7 @@ class DialogueFactory:
         from evaluation.metrics.rouge import rouge_per_sample
 
         conversations = [prompts.summarize_messages(row["dialogue"], row["conversation_id"]) for row in rows]
-        completions = self.summarizer.generate(
-            conversations, ROUND_TRIP_GENERATION, sort_by_length=False, progress=False
-        )
-        summaries = [" ".join(completion.text.split()) for completion in completions]
+        summaries = round_trip_summaries(self.summarizer, conversations)
         scores = rouge_per_sample(summaries, [[row["summary"]] for row in rows], protocol="max")["rougeL"]
         minimum = self.config.filters.round_trip_min_rouge_l
         for row, summary, score in zip(rows, summaries, scores, strict=True):
