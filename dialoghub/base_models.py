@@ -353,18 +353,17 @@ def repo_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def publish_folder(api: HfApi, repo_id: str, folder: Path, card: ModelCard, commit_message: str) -> str:
-    """Mirror `folder`, with `card` as its README.md, to the main branch of `repo_id`; tag it if the tag is new.
+def publish_base_model(api: HfApi, repo_id: str, model_dir: Path, card: ModelCard, commit_message: str) -> str:
+    """Publish the files of `model_dir` with `card` as release `RELEASE_TAG` of `repo_id`; returns main's sha.
 
-    Unchanged files are skipped by the client, so publishing the same content twice makes no commit. Returns the sha
-    main points to afterwards.
-    """
-    return publish_files(api, repo_files(folder), card, repo_id, commit_message=commit_message, tag=RELEASE_TAG)
+    Unchanged files are skipped by the client, so publishing the same content twice makes no commit."""
+    files = repo_files(model_dir)
+    return publish_files(api, files, card, repo_id, commit_message=commit_message, tag=RELEASE_TAG).commit
 
 
 def publish_smollm2(api: HfApi, model_dir: str | Path | None = None) -> str:
     model_dir = Path(model_dir) if model_dir else smollm2_dir()
-    return publish_folder(
+    return publish_base_model(
         api,
         SMOLLM2.repo_id,
         model_dir,
@@ -375,7 +374,7 @@ def publish_smollm2(api: HfApi, model_dir: str | Path | None = None) -> str:
 
 def publish_minilm(api: HfApi, model_dir: str | Path | None = None) -> str:
     model_dir = Path(model_dir) if model_dir else minilm_dir()
-    return publish_folder(
+    return publish_base_model(
         api,
         MINILM.repo_id,
         model_dir,

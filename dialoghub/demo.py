@@ -17,8 +17,9 @@ from pathlib import Path
 from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
 from dialoghub import prompts
-from dialoghub.generation import GenerationSettings, Generator, load_generator, split_revision
+from dialoghub.generation import GenerationSettings, Generator, load_generator
 from dialoghub.hub.publish import publish_folder
+from dialoghub.hub.refs import optional_reference, repo_id_of, split_revision
 from dialoghub.paths import REPO_ROOT, project_org
 from dialoghub.provenance import git
 
@@ -48,7 +49,8 @@ class DemoConfig:
             value = os.environ.get(f"DIALOGHUB_DEMO_{name.upper()}")
             if value is None:
                 return default
-            return None if value.lower() in ("", "none") else type(default)(value) if default is not None else value
+            value = optional_reference(value)
+            return type(default)(value) if value is not None and default is not None else value
 
         return cls(**{name: setting(name, getattr(defaults, name)) for name in cls.__dataclass_fields__})
 
@@ -82,9 +84,9 @@ def validation_examples(dataset: str, count: int = EXAMPLE_COUNT) -> dict[str, s
     """conversation_id -> rendered dialogue, from the validation split (empty if the dataset is not on the Hub)."""
     from datasets import load_dataset
 
-    repo_id, _, revision = dataset.partition("@")
+    repo_id, revision = split_revision(dataset)
     try:
-        rows = load_dataset(repo_id, split="validation", revision=revision or None)
+        rows = load_dataset(repo_id, split="validation", revision=revision)
         rows = rows.select(range(min(count, rows.num_rows)))
     except (FileNotFoundError, RepositoryNotFoundError, RevisionNotFoundError, ValueError) as error:
         logger.warning("no validation examples from %s: %s", dataset, error)
@@ -184,11 +186,11 @@ def space_card(config: DemoConfig):
         app_file="app.py",
         license="apache-2.0",
         models=[
-            repo.split("@")[0]
+            repo_id_of(repo)
             for repo in (config.base_model, config.summarizer_adapter, config.generator_adapter)
             if repo
         ],
-        datasets=[config.dataset.split("@")[0], config.results_repo.split("@")[0]],
+        datasets=[repo_id_of(config.dataset), repo_id_of(config.results_repo)],
         tags=["customer-support", "dialogue", "summarization"],
     )
     return SpaceCard.from_template(
@@ -214,4 +216,4 @@ def publish_space(api, repo_id: str, config: DemoConfig, tag: str | None = None)
         return publish_folder(
             api, staging, repo_id, repo_type="space", space_sdk="gradio", tag=tag,
             commit_message=f"dialoghub demo Space ({code_version()})",
-        )  # fmt: skip
+        ).commit  # fmt: skip

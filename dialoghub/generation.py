@@ -14,12 +14,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from dialoghub import prompts
+from dialoghub.hub.refs import ResolvedRepo, resolve_repo
 
 logger = logging.getLogger(__name__)
 
@@ -94,59 +94,6 @@ class GenerationSettings:
         if self.repetition_penalty != 1.0:
             kwargs["repetition_penalty"] = self.repetition_penalty
         return kwargs
-
-
-@dataclass(frozen=True)
-class ResolvedRepo:
-    """A model or adapter: what was asked for, and the exact commit (None for a local folder) that was loaded."""
-
-    repo_id: str
-    revision: str | None
-    """As requested: a branch, a tag, a sha, or None for the default branch."""
-    sha: str | None
-
-    @property
-    def is_local(self) -> bool:
-        return self.sha is None
-
-    @property
-    def load_revision(self) -> str | None:
-        return self.sha
-
-    def __str__(self) -> str:
-        return self.repo_id if self.is_local else f"{self.repo_id}@{self.sha}"
-
-
-def split_revision(reference: str) -> tuple[str, str | None]:
-    """`"owner/name@rev"` -> `("owner/name", "rev")`; no `@` -> revision None. Local paths are returned whole."""
-    if os.path.isdir(reference) or "@" not in reference:
-        return reference, None
-    repo_id, revision = reference.rsplit("@", 1)
-    if not repo_id or not revision:
-        raise ValueError(f"{reference!r}: expected ID or ID@REVISION")
-    return repo_id, revision
-
-
-def resolve_repo(reference: str, revision: str | None = None, repo_type: str = "model") -> ResolvedRepo:
-    """The commit sha that `reference` (`ID`, `ID@REV` or a local folder) and `revision` point at on the Hub now."""
-    repo_id, inline_revision = split_revision(reference)
-    if inline_revision and revision and inline_revision != revision:
-        raise ValueError(f"{reference!r} names revision {inline_revision!r} but revision={revision!r} was also given")
-    revision = inline_revision or revision
-    if os.path.isdir(repo_id):
-        if revision:
-            raise ValueError(f"{repo_id} is a local folder: it has no revision {revision!r}")
-        return ResolvedRepo(repo_id, None, None)
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
-
-    try:
-        sha = HfApi().repo_info(repo_id, revision=revision, repo_type=repo_type).sha
-    except RevisionNotFoundError as error:
-        raise ValueError(f"{repo_type} {repo_id} has no revision {revision!r}") from error
-    except RepositoryNotFoundError as error:
-        raise ValueError(f"no {repo_type} repo {repo_id!r} on the Hub, and no local folder of that name") from error
-    return ResolvedRepo(repo_id, revision, sha)
 
 
 STOP_EOS = "eos"

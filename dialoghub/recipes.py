@@ -2,9 +2,10 @@
 (`--config RECIPE.yaml`) with `--field value` overrides on the command line, like trl's and alignment-handbook's
 scripts. `parse_recipe` is that parser (trl's `TrlParser`, which rejects keys a recipe has that no field has).
 
-One spelling of "no value" everywhere: `none` on the command line or in a recipe (YAML's `null` too) makes an
-optional field None. A stage config may nest dataclasses (`generation: GenerationSettings`): their fields become
-flags of their own, except a name the stage itself has, which the stage sets (the stage's `seed` is its sampler's).
+One spelling of "no value" everywhere (`dialoghub.hub.refs.NONE`): `none` on the command line or in a recipe
+(YAML's `null` too) makes an optional field None; repo references are `ID` or `ID@REV` (`dialoghub.hub.refs`).
+A stage config may nest dataclasses (`generation: GenerationSettings`): their fields become flags of their own,
+except a name the stage itself has, which the stage sets (the stage's `seed` is its sampler's).
 """
 
 from __future__ import annotations
@@ -16,12 +17,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
-NONE = "none"
-
-
-def optional(value: str | None) -> str | None:
-    """None for None and for `none` (any case); any other text unchanged."""
-    return None if value is None or value.lower() == NONE else value
+from dialoghub.hub.refs import optional_reference
 
 
 def _is_optional(annotation: Any) -> bool:
@@ -92,7 +88,7 @@ def _readers(parser: argparse.ArgumentParser, classes: Sequence[type]) -> None:
         if (value_type := _mapping_of(hint)) is not None:
             action.type = lambda text, value_type=value_type: mapping(text, value_type)
         if _is_optional(hint):
-            action.type = lambda text, read=action.type: None if text.lower() == NONE else read(text)
+            action.type = lambda text, read=action.type: None if optional_reference(text) is None else read(text)
 
 
 def recipe_parser(config_class: type, *, prog: str | None = None, description: str | None = None):

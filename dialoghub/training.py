@@ -27,7 +27,8 @@ from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_co
 
 from dialoghub import prompts
 from dialoghub.cards import SUMMARY_FILE, push_adapter
-from dialoghub.generation import load_tokenizer, resolve_repo
+from dialoghub.generation import load_tokenizer
+from dialoghub.hub.refs import resolve_repo
 from dialoghub.provenance import package_versions
 from dialoghub.training_kernels import AdapterSFTTrainer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dialoghub import provenance
-from dialoghub.generation import resolve_repo
+from dialoghub.hub.refs import resolve_repo
 
 VERSIONED_PACKAGES = (
     "torch",

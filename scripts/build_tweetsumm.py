@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialoghub.data.cleaning import CleaningOptions
-from dialoghub.data.parquet_repo import TagConflictError
 from dialoghub.data.readers import SourceError
 from dialoghub.data.tweetsumm import build, default_rejects_report, publish
 from dialoghub.data.validation import NEAR_DUPLICATE_JACCARD, DatasetValidationError, write_rejects_report
 from dialoghub.hub.embedded import hub_session
+from dialoghub.hub.publish import TagConflictError
 from dialoghub.paths import project_org, shared_data_dir
 from dialoghub.recipes import parse_recipe
 

@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialoghub.data.parquet_repo import TagConflictError
 from dialoghub.hub.embedded import hub_session
 from dialoghub.recipes import parse_recipe
 from dialoghub.synthetic import default_repo_id
@@ -114,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.push:
                 return 0
             published = publish(result, args.repo_id, tag=args.tag)
-    except (ValueError, RunMismatchError, NothingToPublishError, TagConflictError) as error:
+    except (ValueError, RunMismatchError, NothingToPublishError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     state = "new commit" if published.new_commit else "unchanged, no new commit"

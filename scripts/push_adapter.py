@@ -4,7 +4,8 @@ python scripts/push_adapter.py runs/summarizer-lora org/summarizer-lora --tag v1
 python scripts/push_adapter.py runs/summarizer-lora org/summarizer-lora --merge org/summarizer-merged
 
 The card is rendered from models_repo/<adapter>/README.md.j2 with the folder's training_summary.json (written by
-scripts/train_adapter.py). A tag is a release: an existing tag is never moved, pick a new one.
+scripts/train_adapter.py). A tag is a release and never moves: the same adapter again changes nothing, another
+adapter under an existing tag is refused (pick a new tag).
 """
 
 import dialoghub.hubenv  # noqa: F401
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 from dialoghub.cards import DEFAULT_RELEASE_TAG, push_adapter, push_merged
+from dialoghub.hub.publish import Publication
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,10 +30,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    commit = push_adapter(args.adapter_dir, args.repo_id, args.tag)
-    print(f"{args.repo_id}@{args.tag} = {commit}")
+    report(push_adapter(args.adapter_dir, args.repo_id, args.tag))
     if args.merge:
-        print(f"{args.merge}@{args.tag} = {push_merged(args.adapter_dir, args.merge, args.tag)}")
+        report(push_merged(args.adapter_dir, args.merge, args.tag))
+
+
+def report(release: Publication) -> None:
+    state = "created" if release.tag_created else "already there"
+    print(f"{release.repo_id}@{release.tag} = {release.tag_commit} ({state})")
 
 
 if __name__ == "__main__":

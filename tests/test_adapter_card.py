@@ -8,10 +8,10 @@ import sys
 import pytest
 from huggingface_hub import ModelCard, hf_hub_download
 from huggingface_hub.repocard_data import model_index_to_eval_results
-from tiny_models import save_tiny_base, tiny_run_args, tiny_tweetsumm
 
 from dialoghub import cards, prompts, training
 from dialoghub.paths import REPO_ROOT
+from tests.tiny_models import another_adapter, save_tiny_base, tiny_run_args, tiny_tweetsumm
 
 TAG = "v1.0"
 
@@ -83,7 +83,7 @@ def test_card_body_documents_the_run(run_dir):
     assert f"loss\n{summary['eval_loss']:.4f}" in body
 
 
-def test_push_adapter_script_publishes_a_tagged_release(run_dir, hub, hub_api, repo_name):
+def test_push_adapter_script_publishes_a_tagged_release(run_dir, hub, hub_api, repo_name, tmp_path):
     command = [sys.executable, str(REPO_ROOT / "scripts" / "push_adapter.py"), str(run_dir), repo_name, "--tag", TAG]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -93,5 +93,13 @@ def test_push_adapter_script_publishes_a_tagged_release(run_dir, hub, hub_api, r
     summary = json.loads((run_dir / cards.SUMMARY_FILE).read_text())
     assert card.data.tags and cards.TASK_TAGS[summary["task"]] in card.data.tags
 
+    commits = len(hub_api.list_repo_commits(repo_name))
     again = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
-    assert again.returncode != 0 and "already has a release v1.0" in again.stderr
+    assert again.returncode == 0 and f"{repo_name}@{TAG} = " in again.stdout and "(already there)" in again.stdout
+    assert len(hub_api.list_repo_commits(repo_name)) == commits
+
+    other = another_adapter(run_dir, tmp_path / "other")
+    refused = subprocess.run([*command[:2], str(other), *command[3:]], capture_output=True, text=True, timeout=120,
+                             cwd=REPO_ROOT)  # fmt: skip
+    assert refused.returncode != 0 and "already has a release v1.0" in refused.stderr
+    assert len(hub_api.list_repo_commits(repo_name)) == commits

@@ -10,10 +10,10 @@ import time
 
 import pytest
 import torch
-from tiny_models import save_tiny_base, tiny_tweetsumm
 
 from dialoghub.demo import DemoConfig, build_demo, publish_space
 from dialoghub.hub.embedded import free_loopback_port
+from tests.tiny_models import save_tiny_base, tiny_tweetsumm
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -13,13 +13,13 @@ import pytest
 import torch
 from huggingface_hub import DatasetCard, EvalResult, HfApi, ModelCard, ModelCardData, hf_hub_download
 from huggingface_hub.repocard_data import model_index_to_eval_results
-from test_metrics_models import bert_tokenizer, tiny_sentence_transformer  # noqa: F401 (fixtures)
-from tiny_models import save_tiny_base, tiny_tweetsumm
 
 from dialoghub.generation import GenerationSettings
 from dialoghub.paths import REPO_ROOT
 from evaluation import leaderboard, model_card, provenance, results
 from evaluation.run import EvaluationConfig, evaluate
+from tests.test_metrics_models import bert_tokenizer, tiny_sentence_transformer  # noqa: F401 (fixtures)
+from tests.tiny_models import save_tiny_base, tiny_tweetsumm
 
 RECIPE = REPO_ROOT / "evaluation" / "recipes" / "leaderboard.yaml"
 SETTINGS = GenerationSettings(max_new_tokens=12, batch_size=4)

