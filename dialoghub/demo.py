@@ -1,7 +1,8 @@
 """The demo Space: try the summarizer and the dialogue generator in a browser, next to the current leaderboard.
 
 Everything is loaded by repo id and revision from the Hub that `HF_ENDPOINT` names. The Space's `app.py` and
-`make demo` both call `build_demo(DemoConfig.from_env())`.
+`scripts/demo.py` reads a `DemoConfig` from spaces/dialoghub-demo/recipe.yaml; the Space's `app.py` from the
+environment (`DemoConfig.from_env`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
@@ -33,13 +34,23 @@ EXAMPLE_COUNT = 8
 class DemoConfig:
     """Which repos the demo loads; each `ID` or `ID@REV`. Environment variables override the defaults."""
 
-    base_model: str = DEFAULT_BASE_MODEL
-    summarizer_adapter: str | None = f"{project_org()}/summarizer-lora"
-    generator_adapter: str | None = f"{project_org()}/dialogue-generator-lora"
-    dataset: str = f"{project_org()}/tweetsumm-clean"
-    results_repo: str = f"{project_org()}/dialoghub-results"
-    max_new_tokens: int | None = None
-    """None: each task's own answer length (`prompts.ANSWER_MAX_NEW_TOKENS`)."""
+    base_model: str = field(default=DEFAULT_BASE_MODEL, metadata={"help": "Base model ID[@REV]."})
+    summarizer_adapter: str | None = field(
+        default=f"{project_org()}/summarizer-lora", metadata={"help": "Summarizer adapter ID[@REV], or none."}
+    )
+    generator_adapter: str | None = field(
+        default=f"{project_org()}/dialogue-generator-lora",
+        metadata={"help": "Dialogue-generator adapter ID[@REV], or none."},
+    )
+    dataset: str = field(
+        default=f"{project_org()}/tweetsumm-clean", metadata={"help": "Dataset ID[@REV] of the examples."}
+    )
+    results_repo: str = field(
+        default=f"{project_org()}/dialoghub-results", metadata={"help": "Results repo ID[@REV] of the leaderboard."}
+    )
+    max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Answer length (none: each task's, prompts.ANSWER_MAX_NEW_TOKENS)."}
+    )
 
     @classmethod
     def from_env(cls) -> DemoConfig:

@@ -318,9 +318,14 @@ def train(
     return trainer
 
 
-def parse_args(args: list[str] | None = None):
-    """(script_args, training_args, model_args) from `--config recipe.yaml` and CLI overrides."""
+def parser(*extra_dataclasses):
+    """The `TrlParser` of an adapter recipe (plus the fields of `extra_dataclasses`, for the entry points that read the
+    same recipe)."""
     from trl import TrlParser
 
-    parser = TrlParser((AdapterScriptArguments, AdapterSFTConfig, ModelConfig))
-    return parser.parse_args_and_config(args)
+    return TrlParser((AdapterScriptArguments, AdapterSFTConfig, ModelConfig, *extra_dataclasses))
+
+
+def parse_args(args: list[str] | None = None):
+    """(script_args, training_args, model_args) from `--config recipe.yaml` and CLI overrides."""
+    return parser().parse_args_and_config(args)

@@ -29,7 +29,7 @@ def main(script_args, training_args, model_args):
     if trainer.is_world_process_zero():
         print(f"Adapter, tokenizer, loss curve and summary saved to {training_args.output_dir}")
         if script_args.push:
-            print(f"Published to {training_args.hub_model_id} at tag {script_args.release_tag or 'v1.0'}")
+            print(f"Published to {training_args.hub_model_id} at tag {script_args.release_tag}")
     trainer.end()
 
 
