@@ -28,7 +28,7 @@ hub: venv
 
 ## pipeline: the main job on the embedded defaults (scripts/pipeline.py, read it top to bottom)
 pipeline: setup
-	$(PY) scripts/pipeline.py
+	$(PY) scripts/pipeline.py --config scripts/pipeline.yaml
 
 ## test: the test suite (starts its own Hub on a free port; never touches .dialoghub/)
 test: venv

@@ -69,6 +69,13 @@ class AdapterScriptArguments(ScriptArguments):
         metadata={"help": "After training, publish the adapter with its card to hub_model_id and tag release_tag."},
     )
     release_tag: str | None = field(default=None, metadata={"help": "Tag of the published revision, e.g. v1.0."})
+    skip_if_released: bool = field(
+        default=False,
+        metadata={
+            "help": "Train nothing when hub_model_id already has release_tag: a release is never replaced, so retrain "
+            "under a new release_tag."
+        },
+    )
     license: str = field(default="apache-2.0", metadata={"help": "License of the published adapter."})
 
 
@@ -318,14 +325,20 @@ def train(
     return trainer
 
 
-def parser(*extra_dataclasses):
+def parser(*extra_dataclasses, description: str | None = None):
     """The `TrlParser` of an adapter recipe (plus the fields of `extra_dataclasses`, for the entry points that read the
-    same recipe)."""
+    same recipe); `description` heads its --help."""
+    import argparse
+
     from trl import TrlParser
 
-    return TrlParser((AdapterScriptArguments, AdapterSFTConfig, ModelConfig, *extra_dataclasses))
+    return TrlParser(
+        (AdapterScriptArguments, AdapterSFTConfig, ModelConfig, *extra_dataclasses),
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
-def parse_args(args: list[str] | None = None):
+def parse_args(args: list[str] | None = None, description: str | None = None):
     """(script_args, training_args, model_args) from `--config recipe.yaml` and CLI overrides."""
-    return parser().parse_args_and_config(args)
+    return parser(description=description).parse_args_and_config(args)

@@ -28,7 +28,7 @@ def parse_args(argv=None):
     """(script_args, training_args, model_args, merge_args) from the training recipe and overrides."""
     from dialoghub.training import parser
 
-    return parser(MergeArguments).parse_args_and_config(argv)
+    return parser(MergeArguments, description=__doc__).parse_args_and_config(argv)
 
 
 def report(release) -> None:

@@ -22,7 +22,24 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def released_commit(script_args, training_args) -> str | None:
+    """The commit of the recipe's release when `skip_if_released` applies and the release exists, else None."""
+    if not (script_args.skip_if_released and script_args.release_tag and training_args.hub_model_id):
+        return None
+    from huggingface_hub import HfApi
+
+    from dialoghub.hub.publish import tag_commit
+
+    api = HfApi()
+    if not api.repo_exists(training_args.hub_model_id):
+        return None
+    return tag_commit(api, training_args.hub_model_id, script_args.release_tag)
+
+
 def main(script_args, training_args, model_args):
+    if released := released_commit(script_args, training_args):
+        print(f"{training_args.hub_model_id}@{script_args.release_tag} is already released ({released}); kept")
+        return
     from dialoghub.training import train
 
     trainer = train(script_args, training_args, model_args)
@@ -38,6 +55,6 @@ if __name__ == "__main__":
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        main(*parse_args())
+        main(*parse_args(description=__doc__))
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"train_adapter: {error}")
