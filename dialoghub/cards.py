@@ -104,6 +104,7 @@ def _card(summary: dict[str, Any], repo_id: str, release_tag: str, merged: bool)
         release_tag=release_tag,
         summary=summary,
         task_tag=TASK_TAGS[task],
+        max_new_tokens=prompts.ANSWER_MAX_NEW_TOKENS[task],
         results_and_training=results_and_training,
     )
 

@@ -49,6 +49,8 @@ def test_card_yaml_loads_with_huggingface_hub(run_dir):
     assert data.inference == {
         "parameters": {"max_new_tokens": prompts.ANSWER_MAX_NEW_TOKENS[summary["task"]], "do_sample": False}
     }
+    # The quick-start decodes at the same answer length as the inference widget
+    assert f"max_new_tokens={prompts.ANSWER_MAX_NEW_TOKENS[summary['task']]}," in card.text
     validation_dialog = tiny_tweetsumm()["validation"][0]
     assert data.widget == [
         {
