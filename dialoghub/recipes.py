@@ -12,12 +12,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import types
 import typing
 from collections.abc import Sequence
 from typing import Any
 
 from dialoghub.hub.refs import optional_reference
+
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: int = logging.WARNING, *info_loggers: str) -> None:
+    """How every entry point logs (at `level`, and INFO for `info_loggers`), set by the entry point itself so that a
+    stage run by the pipeline logs as it does when run by hand."""
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    for name in info_loggers:
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def _is_optional(annotation: Any) -> bool:

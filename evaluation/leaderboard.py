@@ -27,7 +27,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from dialoghub.data.files import atomic_write
 from dialoghub.hub.embedded import hub_session
 from dialoghub.paths import base_dir
-from dialoghub.recipes import parse_recipe
+from dialoghub.recipes import configure_logging, parse_recipe
 from evaluation import results
 from evaluation.model_card import update_model_card
 from evaluation.run import Evaluation, EvaluationConfig, evaluate
@@ -170,8 +170,7 @@ def run(command: str, config: EvaluationConfig | ShowArguments) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("evaluation").setLevel(logging.INFO)
+    configure_logging(logging.WARNING, "evaluation")
     try:
         command, config = parse_args(argv)
         with hub_session():

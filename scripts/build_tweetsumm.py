@@ -10,7 +10,6 @@ nothing pushed, unless drop_invalid is set. A rebuild of the same input makes no
 
 import dialoghub.hubenv  # noqa: F401
 
-import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +19,8 @@ from dialoghub.data.readers import SourceError
 from dialoghub.data.tweetsumm import build, default_rejects_report, publish
 from dialoghub.data.validation import NEAR_DUPLICATE_JACCARD, DatasetValidationError, write_rejects_report
 from dialoghub.hub.embedded import hub_session
-from dialoghub.hub.publish import TagConflictError
 from dialoghub.paths import project_org, shared_data_dir
-from dialoghub.recipes import parse_recipe
+from dialoghub.recipes import configure_logging, parse_recipe
 
 
 @dataclass
@@ -62,14 +60,10 @@ def parse_args(argv: list[str] | None = None) -> BuildArguments:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         args = parse_args(argv)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    options = CleaningOptions(lowercase=args.lowercase, strip_special_characters=args.strip_special_chars)
-    try:
+        options = CleaningOptions(lowercase=args.lowercase, strip_special_characters=args.strip_special_chars)
         with hub_session() as hub:
             print(f"Hub: {hub.endpoint}")
             result = build(
@@ -95,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"({pair.other_split}), Jaccard {pair.jaccard}"
                 )
             published = publish(result, args.repo_id, tag=args.tag)
-    except (SourceError, DatasetValidationError, TagConflictError) as error:
+    except (ValueError, SourceError, DatasetValidationError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     state = "new commit" if published.new_commit else "unchanged, no new commit"

@@ -10,13 +10,12 @@ variables instead.
 import dialoghub.hubenv  # noqa: F401
 
 import dataclasses
-import logging
 import sys
 from dataclasses import dataclass, field
 
 from dialoghub.demo import DemoConfig
 from dialoghub.paths import project_org
-from dialoghub.recipes import parse_recipe
+from dialoghub.recipes import configure_logging, parse_recipe
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ def parse_args(argv=None) -> DemoArguments:
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     from huggingface_hub import HfApi
 
     from dialoghub.demo import build_demo, publish_space

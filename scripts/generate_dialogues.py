@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialoghub.hub.embedded import hub_session
-from dialoghub.recipes import parse_recipe
+from dialoghub.recipes import configure_logging, parse_recipe
 from dialoghub.synthetic import default_repo_id
 from dialoghub.synthetic.publish import NothingToPublishError, publish
 from dialoghub.synthetic.run import (
@@ -85,8 +85,7 @@ def parse_args(argv: list[str] | None = None) -> GenerateDialoguesArguments:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("dialoghub").setLevel(logging.INFO)
+    configure_logging(logging.WARNING, "dialoghub")
     started = time.perf_counter()
     try:
         args = parse_args(argv)

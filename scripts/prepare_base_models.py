@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 
 from dialoghub import base_models
-from dialoghub.recipes import parse_recipe
+from dialoghub.recipes import configure_logging, parse_recipe
 
 COMMANDS = ("convert", "publish")
 
@@ -59,7 +59,7 @@ def run(command: str, args: BaseModelsArguments) -> None:
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO)
     try:
         run(*parse_args(argv))
     except (FileNotFoundError, ValueError, base_models.ConversionError) as error:

@@ -16,6 +16,8 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
+from dialoghub.recipes import configure_logging
+
 
 @dataclass
 class MergeArguments:
@@ -37,7 +39,7 @@ def report(release) -> None:
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO)
     from dialoghub.cards import push_adapter, push_merged
 
     try:

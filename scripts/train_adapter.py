@@ -17,6 +17,8 @@ import logging
 import os
 import sys
 
+from dialoghub.recipes import configure_logging
+
 # OpenMP threads that wait for work by spinning burn the core another process needs: on a shared 2-core machine a
 # forward pass measured 3x slower than with waiting threads asleep. Read when torch loads, so set before importing it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -53,7 +55,7 @@ def main(script_args, training_args, model_args):
 if __name__ == "__main__":
     from dialoghub.training import parse_args
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO)
     try:
         main(*parse_args(description=__doc__))
     except (FileNotFoundError, ValueError) as error:
