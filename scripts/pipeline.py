@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 from dialoghub.hub.embedded import hub_session
 from dialoghub.paths import REPO_ROOT, base_dir
+from dialoghub.processes import GroupProcess
 from dialoghub.recipes import parse_recipe
 
 STDERR_TAIL_LINES = 20
-STOP_TIMEOUT_S = 15.0
 
 
 @dataclass
@@ -90,37 +90,18 @@ def _tee(source, sink, tail: collections.deque) -> None:
         tail.append(pending)
 
 
-def stop_process_group(process: subprocess.Popen) -> None:
-    """SIGTERM to the child's process group, SIGKILL if it is still there after STOP_TIMEOUT_S."""
-    for sent in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sent)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def run_command(command: list[str]) -> CommandRun:
-    """Run one entry point to its end, in its own process group, stderr passed through; stopped with its children if
-    this process is interrupted."""
+    """Run one entry point to its end, stderr passed through, in a `GroupProcess`: ended with whatever it started
+    however this process stops."""
     started = time.perf_counter()
     tail: collections.deque = collections.deque(maxlen=STDERR_TAIL_LINES)
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stderr=subprocess.PIPE, start_new_session=True)
-    reader = threading.Thread(target=_tee, args=(process.stderr, sys.stderr.buffer, tail), daemon=True)
-    reader.start()
-    try:
+    with GroupProcess(command, cwd=REPO_ROOT, stderr=subprocess.PIPE) as process:
+        reader = threading.Thread(target=_tee, args=(process.stderr, sys.stderr.buffer, tail), daemon=True)
+        reader.start()
         # wait4, not wait: its resource usage is the child's, with the largest RSS of its own waited-for children
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
-    finally:
-        if process.returncode is None:
-            stop_process_group(process)
-    reader.join()
-    process.stderr.close()
+        reader.join()
     return CommandRun(
         returncode=process.returncode,
         wall_time_s=time.perf_counter() - started,
@@ -137,7 +118,8 @@ def summary_table(rows: list[tuple[str, str, float, int]]) -> str:
 
 
 def _exit_on_signal(signum, frame) -> None:
-    # Unwinds like Ctrl-C does, so every `finally` (the running stage, the embedded Hub) stops what it started.
+    # `dialoghub.processes` has ended the running stage and the embedded Hub by now; unwinding like Ctrl-C does
+    # reports the stop and runs every `finally`.
     raise SystemExit(128 + signum)
 
 

@@ -3,7 +3,6 @@ tweetsumm-like dataset and a tiny sentence-transformers model, all published to 
 
 import importlib.metadata
 import json
-import subprocess
 import sys
 import types
 import uuid
@@ -14,10 +13,12 @@ import torch
 from huggingface_hub import DatasetCard, EvalResult, HfApi, ModelCard, ModelCardData, hf_hub_download
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
+from dialoghub import processes
 from dialoghub.generation import GenerationSettings
 from dialoghub.paths import REPO_ROOT
 from evaluation import leaderboard, model_card, provenance, results
 from evaluation.run import EvaluationConfig, evaluate
+from tests.card_code import run_quick_start
 from tests.test_metrics_models import bert_tokenizer, tiny_sentence_transformer  # noqa: F401 (fixtures)
 from tests.tiny_models import save_tiny_base, tiny_tweetsumm
 
@@ -186,6 +187,8 @@ def test_baselines_human_and_zero_shot_rows_and_the_regenerated_card(world, repo
     assert table in card.text
     assert "## All evaluations (4)" in card.text
     assert card.data.license == "cc-by-nc-sa-4.0"
+    quick_start = run_quick_start(card.content)
+    assert quick_start.returncode == 0, quick_start.stderr[-3000:]
 
 
 def test_update_card_writes_model_index_matching_the_results(world, repo_name):
@@ -246,7 +249,7 @@ def test_synthetic_dialogue_row_records_the_round_trip_summarizer(world, repo_na
 
 
 def test_cli_help_and_clear_errors(world, repo_name, capsys):
-    completed = subprocess.run(
+    completed = processes.run(
         [sys.executable, "-m", "evaluation.leaderboard", "eval", "--help"],
         capture_output=True,
         text=True,
