@@ -27,6 +27,8 @@ ADAPTER_TEMPLATES = {
     prompts.GENERATE: MODELS_REPO_DIR / "dialogue-generator-lora" / "README.md.j2",
 }
 TASK_TAGS = {prompts.SUMMARIZE: "summarization", prompts.GENERATE: "dialogue-generation"}
+# The `model-index` task type of every result on an adapter's card, training loss and leaderboard scores alike
+MODEL_INDEX_TASK_TYPES = {prompts.SUMMARIZE: "summarization", prompts.GENERATE: "text-generation"}
 # What the loss is computed on, in words
 TASK_TARGETS = {prompts.SUMMARIZE: "summary", prompts.GENERATE: "dialogue"}
 # The Results and Training sections both cards share; `jinja2.Template` (what `from_template` uses) cannot include
@@ -58,7 +60,7 @@ def eval_results(summary: dict[str, Any]) -> list[EvalResult]:
     if summary.get("eval_loss") is None:
         return []
     common = {
-        "task_type": "text-generation",
+        "task_type": MODEL_INDEX_TASK_TYPES[summary["task"]],
         "task_name": TASK_TAGS[summary["task"]],
         "dataset_type": summary["dataset"],
         "dataset_name": summary["dataset"].split("/")[-1],
@@ -102,6 +104,7 @@ def _card(summary: dict[str, Any], repo_id: str, release_tag: str, merged: bool)
         release_tag=release_tag,
         summary=summary,
         task_tag=TASK_TAGS[task],
+        max_new_tokens=prompts.ANSWER_MAX_NEW_TOKENS[task],
         results_and_training=results_and_training,
     )
 

@@ -1,7 +1,8 @@
 """The demo Space: try the summarizer and the dialogue generator in a browser, next to the current leaderboard.
 
 Everything is loaded by repo id and revision from the Hub that `HF_ENDPOINT` names. The Space's `app.py` and
-`make demo` both call `build_demo(DemoConfig.from_env())`.
+`scripts/demo.py` reads a `DemoConfig` from spaces/dialoghub-demo/recipe.yaml; the Space's `app.py` from the
+environment (`DemoConfig.from_env`).
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ import importlib.metadata
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
@@ -22,6 +22,7 @@ from dialoghub.generation import GenerationSettings, Generator, load_generator
 from dialoghub.hub.publish import publish_folder
 from dialoghub.hub.refs import optional_reference, repo_id_of, split_revision
 from dialoghub.paths import REPO_ROOT, project_org
+from dialoghub.provenance import git
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +34,23 @@ EXAMPLE_COUNT = 8
 class DemoConfig:
     """Which repos the demo loads; each `ID` or `ID@REV`. Environment variables override the defaults."""
 
-    base_model: str = DEFAULT_BASE_MODEL
-    summarizer_adapter: str | None = f"{project_org()}/summarizer-lora"
-    generator_adapter: str | None = f"{project_org()}/dialogue-generator-lora"
-    dataset: str = f"{project_org()}/tweetsumm-clean"
-    results_repo: str = f"{project_org()}/dialoghub-results"
-    max_new_tokens: int | None = None
-    """None: each task's own answer length (`prompts.ANSWER_MAX_NEW_TOKENS`)."""
+    base_model: str = field(default=DEFAULT_BASE_MODEL, metadata={"help": "Base model ID[@REV]."})
+    summarizer_adapter: str | None = field(
+        default=f"{project_org()}/summarizer-lora", metadata={"help": "Summarizer adapter ID[@REV], or none."}
+    )
+    generator_adapter: str | None = field(
+        default=f"{project_org()}/dialogue-generator-lora",
+        metadata={"help": "Dialogue-generator adapter ID[@REV], or none."},
+    )
+    dataset: str = field(
+        default=f"{project_org()}/tweetsumm-clean", metadata={"help": "Dataset ID[@REV] of the examples."}
+    )
+    results_repo: str = field(
+        default=f"{project_org()}/dialoghub-results", metadata={"help": "Results repo ID[@REV] of the leaderboard."}
+    )
+    max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Answer length (none: each task's, prompts.ANSWER_MAX_NEW_TOKENS)."}
+    )
 
     @classmethod
     def from_env(cls) -> DemoConfig:
@@ -199,12 +210,7 @@ def space_card(config: DemoConfig):
 
 
 def code_version() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "(not a git checkout)"
+    return git("rev-parse", "--short", "HEAD") or "(not a git checkout)"
 
 
 def publish_space(api, repo_id: str, config: DemoConfig, tag: str | None = None) -> str:

@@ -15,21 +15,21 @@ import json
 import logging
 import math
 import os
-import platform
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from datasets import load_dataset
-from transformers import AutoTokenizer, TrainerCallback
+from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 
 from dialoghub import prompts
 from dialoghub.cards import SUMMARY_FILE, push_adapter
+from dialoghub.generation import load_tokenizer
 from dialoghub.hub.refs import resolve_repo
+from dialoghub.provenance import package_versions
 from dialoghub.training_kernels import AdapterSFTTrainer
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,13 @@ class AdapterScriptArguments(ScriptArguments):
         metadata={"help": "After training, publish the adapter with its card to hub_model_id and tag release_tag."},
     )
     release_tag: str | None = field(default=None, metadata={"help": "Tag of the published revision, e.g. v1.0."})
+    skip_if_released: bool = field(
+        default=False,
+        metadata={
+            "help": "Train nothing when hub_model_id already has release_tag: a release is never replaced, so retrain "
+            "under a new release_tag."
+        },
+    )
     license: str = field(default="apache-2.0", metadata={"help": "License of the published adapter."})
 
 
@@ -115,14 +122,6 @@ def model_init_kwargs(model_args: ModelConfig, training_args: SFTConfig) -> dict
     return kwargs | (training_args.model_init_kwargs or {})
 
 
-def load_tokenizer(model_args: ModelConfig):
-    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
-    prompts.ensure_chat_template(tokenizer)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
 def load_sft_splits(script_args: AdapterScriptArguments):
     """(train, eval) prompt-completion datasets from the dataset repo at `dataset_revision`."""
     dataset = load_dataset(script_args.dataset_name, script_args.dataset_config, revision=script_args.dataset_revision)
@@ -160,7 +159,7 @@ def build_trainer(
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
-        processing_class=load_tokenizer(model_args),
+        processing_class=load_tokenizer(model_args.model_name_or_path, model_args.model_revision),
         peft_config=lora_config(model_args),
         quantization_config=get_quantization_config(model_args),
         callbacks=callbacks,
@@ -225,19 +224,7 @@ def hub_sha(name: str, revision: str | None, repo_type: str) -> str | None:
 
 
 def framework_versions() -> dict[str, str]:
-    import datasets
-    import peft
-    import transformers
-    import trl
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "trl": trl.__version__,
-        "peft": peft.__version__,
-        "datasets": datasets.__version__,
-    }
+    return package_versions(("torch", "transformers", "trl", "peft", "datasets"))
 
 
 def training_summary(
@@ -338,9 +325,20 @@ def train(
     return trainer
 
 
-def parse_args(args: list[str] | None = None):
-    """(script_args, training_args, model_args) from `--config recipe.yaml` and CLI overrides."""
+def parser(*extra_dataclasses, description: str | None = None):
+    """The `TrlParser` of an adapter recipe (plus the fields of `extra_dataclasses`, for the entry points that read the
+    same recipe); `description` heads its --help."""
+    import argparse
+
     from trl import TrlParser
 
-    parser = TrlParser((AdapterScriptArguments, AdapterSFTConfig, ModelConfig))
-    return parser.parse_args_and_config(args)
+    return TrlParser(
+        (AdapterScriptArguments, AdapterSFTConfig, ModelConfig, *extra_dataclasses),
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def parse_args(args: list[str] | None = None, description: str | None = None):
+    """(script_args, training_args, model_args) from `--config recipe.yaml` and CLI overrides."""
+    return parser(description=description).parse_args_and_config(args)

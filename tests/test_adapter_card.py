@@ -50,6 +50,8 @@ def test_card_yaml_loads_with_huggingface_hub(run_dir):
     assert data.inference == {
         "parameters": {"max_new_tokens": prompts.ANSWER_MAX_NEW_TOKENS[summary["task"]], "do_sample": False}
     }
+    # The quick-start decodes at the same answer length as the inference widget
+    assert f"max_new_tokens={prompts.ANSWER_MAX_NEW_TOKENS[summary['task']]}," in card.text
     validation_dialog = tiny_tweetsumm()["validation"][0]
     assert data.widget == [
         {
@@ -100,7 +102,9 @@ def test_the_published_cards_quick_start_runs(run_dir, hub_api, repo_name):
 
 
 def test_push_adapter_script_publishes_a_tagged_release(run_dir, hub, hub_api, repo_name, tmp_path):
-    command = [sys.executable, str(REPO_ROOT / "scripts" / "push_adapter.py"), str(run_dir), repo_name, "--tag", TAG]
+    recipe = REPO_ROOT / "models_repo" / "summarizer-lora" / "recipe.yaml"
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "push_adapter.py"), "--config", str(recipe),
+               "--hub_model_id", repo_name, "--release_tag", TAG, "--output_dir", str(run_dir)]  # fmt: skip
     result = processes.run(command, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     files = set(hub_api.list_repo_files(repo_name, revision=TAG))
@@ -115,7 +119,6 @@ def test_push_adapter_script_publishes_a_tagged_release(run_dir, hub, hub_api, r
     assert len(hub_api.list_repo_commits(repo_name)) == commits
 
     other = another_adapter(run_dir, tmp_path / "other")
-    refused = processes.run([*command[:2], str(other), *command[3:]], capture_output=True, text=True, timeout=120,
-                             cwd=REPO_ROOT)  # fmt: skip
+    refused = processes.run([*command[:-1], str(other)], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert refused.returncode != 0 and "already has a release v1.0" in refused.stderr
     assert len(hub_api.list_repo_commits(repo_name)) == commits

@@ -128,10 +128,11 @@ def test_generate_filter_publish_and_load(setup, hub_api, repo_name, tmp_path):
     assert len(hub_api.list_repo_commits(repo_name, repo_type="dataset")) == commits
 
 
-def test_generate_and_publish_is_the_one_call_of_the_pipeline(setup, hub_api, repo_name, tmp_path):
+def test_generate_and_publish_is_the_stage_in_one_call(setup, hub_api, repo_name, tmp_path):
     commit = generate_and_publish(
         repo_name,
         splits={"test": 1},
+        tag="v1.0",
         source=setup["source"],
         model=setup["model"],
         generation=GenerationSettings(max_new_tokens=40, do_sample=True, stop_loops=3, batch_size=4),
@@ -233,13 +234,13 @@ def test_bad_settings_and_sources_give_clear_errors(setup, tmp_path):
 def cli_args(setup, work_dir, repo_id) -> list[str]:
     return [
         "--source", setup["small_source"], "--model", setup["model"], "--adapter", "none",
-        "--summarizer-adapter", "none",
+        "--summarizer_adapter", "none",
         # Targets above what the source holds: every candidate is generated, so the expected ids are known.
         "--splits", "train=1000,validation=1000,test=1000",
         # No repetition penalty: the end-of-turn token is in the prompt, and the script needs it as likely as a loop.
-        "--batch-size", "2", "--max-new-tokens", "400", "--stop-loops", "0", "--repetition-penalty", "1.0",
-        "--seed", "3", "--few-shot", "1",
-        "--work-dir", str(work_dir), "--repo-id", repo_id, "--tag", "v1.0", "--no-progress",
+        "--batch_size", "2", "--max_new_tokens", "400", "--stop_loops", "0", "--repetition_penalty", "1.0",
+        "--seed", "3", "--few_shot", "1",
+        "--work_dir", str(work_dir), "--repo_id", repo_id, "--tag", "v1.0", "--progress", "false",
     ]  # fmt: skip
 
 
@@ -292,7 +293,7 @@ def test_a_killed_run_resumes_without_loss_or_duplicates(setup, repo_name, tmp_p
 
     # The resumed run wrote exactly what an uninterrupted run writes.
     script = load_script()
-    config = script.build_config(script.parse_args(cli_args(setup, tmp_path / "uninterrupted", repo_name)))
+    config = script.parse_args(cli_args(setup, tmp_path / "uninterrupted", repo_name)).run_config()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
