@@ -13,6 +13,7 @@ import pytest
 import yaml
 from huggingface_hub import HfApi
 
+from dialoghub import processes
 from dialoghub.hub.embedded import free_loopback_port, hub_is_up
 from dialoghub.paths import REPO_ROOT
 from dialoghub.training import parse_args as parse_training_args
@@ -110,7 +111,7 @@ ENTRY_POINTS = [
 
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS, ids=" ".join)
 def test_every_entry_point_answers_help_in_snake_case(entry_point):
-    completed = subprocess.run(
+    completed = processes.run(
         [sys.executable, *entry_point, "--help"], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
@@ -160,7 +161,7 @@ def write_pipeline(path, stages: dict) -> str:
 
 
 def run_pipeline(config: str, **env) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return processes.run(
         [sys.executable, "scripts/pipeline.py", "--config", config],
         capture_output=True,
         text=True,
@@ -212,14 +213,13 @@ def test_sigterm_stops_the_running_stage_and_the_embedded_hub(tmp_path):
         "-c 'import os, time; print(os.getpid(), flush=True); time.sleep(600)'"
     ]}  # fmt: skip
     endpoint = f"http://127.0.0.1:{free_loopback_port()}"
-    process = subprocess.Popen(
+    with processes.GroupProcess(
         [sys.executable, "scripts/pipeline.py", "--config", write_pipeline(tmp_path / "p.yaml", {"long": stage})],
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO_ROOT,
         env=os.environ | {"HF_ENDPOINT": endpoint, "DIALOGHUB_BASE_DIR": str(tmp_path / "base")},
-    )
-    try:
+    ) as process:
         lines = []
         while not (line := process.stdout.readline()).strip().isdigit():
             assert line, f"the pipeline ended before its stage started: {''.join(lines)}"
@@ -228,10 +228,7 @@ def test_sigterm_stops_the_running_stage_and_the_embedded_hub(tmp_path):
         assert hub_is_up(endpoint), "the pipeline started its own Hub"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=120) == 128 + signal.SIGTERM
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    with pytest.raises(ProcessLookupError):
-        os.kill(child, 0)
-    assert not hub_is_up(endpoint)
+        # Checked before the `with` ends the pipeline's process group, which its stage and Hub would be in otherwise.
+        with pytest.raises(ProcessLookupError):
+            os.kill(child, 0)
+        assert not hub_is_up(endpoint)
