@@ -20,7 +20,7 @@ venv: $(VENV)/.installed
 
 ## setup: venv + requirements + the offline base model converted once from GGUF to safetensors
 setup: venv
-	$(PY) scripts/prepare_base_models.py convert
+	$(PY) scripts/prepare_base_models.py convert --config models_repo/SmolLM2-135M-Instruct-q4_1/recipe.yaml
 
 ## hub: serve the embedded Hub in the foreground (Ctrl-C stops it)
 hub: venv
@@ -28,7 +28,7 @@ hub: venv
 
 ## pipeline: the main job on the embedded defaults (scripts/pipeline.py, read it top to bottom)
 pipeline: setup
-	$(PY) scripts/pipeline.py
+	$(PY) scripts/pipeline.py --config scripts/pipeline.yaml
 
 ## test: the test suite (starts its own Hub on a free port; never touches .dialoghub/)
 test: venv
@@ -40,7 +40,7 @@ bench: setup
 
 ## demo: the Gradio demo on http://127.0.0.1:7860, published as a Space repo on the embedded Hub first
 demo: setup
-	$(PY) scripts/demo.py --publish
+	$(PY) scripts/demo.py --config spaces/dialoghub-demo/recipe.yaml --publish true
 
 style: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

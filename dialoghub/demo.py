@@ -1,7 +1,8 @@
 """The demo Space: try the summarizer and the dialogue generator in a browser, next to the current leaderboard.
 
 Everything is loaded by repo id and revision from the Hub that `HF_ENDPOINT` names. The Space's `app.py` and
-`make demo` both call `build_demo(DemoConfig.from_env())`.
+`scripts/demo.py` reads a `DemoConfig` from spaces/dialoghub-demo/recipe.yaml; the Space's `app.py` from the
+environment (`DemoConfig.from_env`).
 """
 
 from __future__ import annotations
@@ -10,17 +11,18 @@ import importlib.metadata
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
 from dialoghub import prompts
-from dialoghub.generation import GenerationSettings, Generator, load_generator, split_revision
+from dialoghub.generation import GenerationSettings, Generator, load_generator
 from dialoghub.hub.publish import publish_folder
+from dialoghub.hub.refs import optional_reference, repo_id_of, split_revision
 from dialoghub.paths import REPO_ROOT, project_org
+from dialoghub.provenance import git
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +34,23 @@ EXAMPLE_COUNT = 8
 class DemoConfig:
     """Which repos the demo loads; each `ID` or `ID@REV`. Environment variables override the defaults."""
 
-    base_model: str = DEFAULT_BASE_MODEL
-    summarizer_adapter: str | None = f"{project_org()}/summarizer-lora"
-    generator_adapter: str | None = f"{project_org()}/dialogue-generator-lora"
-    dataset: str = f"{project_org()}/tweetsumm-clean"
-    results_repo: str = f"{project_org()}/dialoghub-results"
-    max_new_tokens: int | None = None
-    """None: each task's own answer length (`prompts.ANSWER_MAX_NEW_TOKENS`)."""
+    base_model: str = field(default=DEFAULT_BASE_MODEL, metadata={"help": "Base model ID[@REV]."})
+    summarizer_adapter: str | None = field(
+        default=f"{project_org()}/summarizer-lora", metadata={"help": "Summarizer adapter ID[@REV], or none."}
+    )
+    generator_adapter: str | None = field(
+        default=f"{project_org()}/dialogue-generator-lora",
+        metadata={"help": "Dialogue-generator adapter ID[@REV], or none."},
+    )
+    dataset: str = field(
+        default=f"{project_org()}/tweetsumm-clean", metadata={"help": "Dataset ID[@REV] of the examples."}
+    )
+    results_repo: str = field(
+        default=f"{project_org()}/dialoghub-results", metadata={"help": "Results repo ID[@REV] of the leaderboard."}
+    )
+    max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Answer length (none: each task's, prompts.ANSWER_MAX_NEW_TOKENS)."}
+    )
 
     @classmethod
     def from_env(cls) -> DemoConfig:
@@ -48,7 +60,8 @@ class DemoConfig:
             value = os.environ.get(f"DIALOGHUB_DEMO_{name.upper()}")
             if value is None:
                 return default
-            return None if value.lower() in ("", "none") else type(default)(value) if default is not None else value
+            value = optional_reference(value)
+            return type(default)(value) if value is not None and default is not None else value
 
         return cls(**{name: setting(name, getattr(defaults, name)) for name in cls.__dataclass_fields__})
 
@@ -82,9 +95,9 @@ def validation_examples(dataset: str, count: int = EXAMPLE_COUNT) -> dict[str, s
     """conversation_id -> rendered dialogue, from the validation split (empty if the dataset is not on the Hub)."""
     from datasets import load_dataset
 
-    repo_id, _, revision = dataset.partition("@")
+    repo_id, revision = split_revision(dataset)
     try:
-        rows = load_dataset(repo_id, split="validation", revision=revision or None)
+        rows = load_dataset(repo_id, split="validation", revision=revision)
         rows = rows.select(range(min(count, rows.num_rows)))
     except (FileNotFoundError, RepositoryNotFoundError, RevisionNotFoundError, ValueError) as error:
         logger.warning("no validation examples from %s: %s", dataset, error)
@@ -184,11 +197,11 @@ def space_card(config: DemoConfig):
         app_file="app.py",
         license="apache-2.0",
         models=[
-            repo.split("@")[0]
+            repo_id_of(repo)
             for repo in (config.base_model, config.summarizer_adapter, config.generator_adapter)
             if repo
         ],
-        datasets=[config.dataset.split("@")[0], config.results_repo.split("@")[0]],
+        datasets=[repo_id_of(config.dataset), repo_id_of(config.results_repo)],
         tags=["customer-support", "dialogue", "summarization"],
     )
     return SpaceCard.from_template(
@@ -197,12 +210,7 @@ def space_card(config: DemoConfig):
 
 
 def code_version() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "(not a git checkout)"
+    return git("rev-parse", "--short", "HEAD") or "(not a git checkout)"
 
 
 def publish_space(api, repo_id: str, config: DemoConfig, tag: str | None = None) -> str:
@@ -219,4 +227,4 @@ def publish_space(api, repo_id: str, config: DemoConfig, tag: str | None = None)
         return publish_folder(
             api, staging, repo_id, repo_type="space", space_sdk="gradio", tag=tag,
             commit_message=f"dialoghub demo Space ({code_version()})",
-        )  # fmt: skip
+        ).commit  # fmt: skip

@@ -11,16 +11,15 @@ Backends: `transformers` (always there) and `vllm`, used only when the package i
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from dialoghub import prompts
+from dialoghub.hub.refs import ResolvedRepo, resolve_repo
 
 logger = logging.getLogger(__name__)
 
@@ -31,20 +30,25 @@ BACKENDS = ("auto", "transformers", "vllm")
 class GenerationSettings:
     """How to decode; serialized with every generated dataset row and result, so it is all plain JSON values."""
 
-    max_new_tokens: int = 256
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    """0 disables top-k filtering."""
-    repetition_penalty: float = 1.0
-    seed: int = 0
-    """Seeds the sampler before each batch (see `batch_seed`); greedy decoding ignores it."""
-    batch_size: int = 8
-    stop_loops: int = 0
-    """Stop a sequence once its newest tokens are one span repeated this many times (0: never). A small model that
-    starts looping never recovers; this saves the compute it would spend up to `max_new_tokens` (transformers
-    backend only)."""
+    max_new_tokens: int = field(default=256, metadata={"help": "Most tokens generated per answer."})
+    do_sample: bool = field(default=False, metadata={"help": "Sample (true) or decode greedily (false)."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass."})
+    top_k: int = field(default=0, metadata={"help": "Top-k filtering when sampling (0: off)."})
+    repetition_penalty: float = field(default=1.0, metadata={"help": "Penalty on tokens already generated (1: none)."})
+    seed: int = field(
+        default=0,
+        metadata={"help": "Seeds the sampler before each batch (see `batch_seed`); greedy decoding ignores it."},
+    )
+    batch_size: int = field(default=8, metadata={"help": "Prompts generated together."})
+    stop_loops: int = field(
+        default=0,
+        metadata={
+            "help": "Stop a sequence once its newest tokens are one span repeated this many times (0: never). A "
+            "small model that starts looping never recovers; this saves the compute it would spend up to "
+            "max_new_tokens (transformers backend only)."
+        },
+    )
 
     def __post_init__(self) -> None:
         problems = []
@@ -90,84 +94,6 @@ class GenerationSettings:
         if self.repetition_penalty != 1.0:
             kwargs["repetition_penalty"] = self.repetition_penalty
         return kwargs
-
-
-def add_generation_arguments(parser, defaults: GenerationSettings, title: str = "decoding"):
-    """The decoding flags every generating CLI shares, defaulting to `defaults`; `--max-new-tokens` may default to
-    None when the caller fills it in (a task's own length). Read them back with `generation_settings_from_args`."""
-    group = parser.add_argument_group(title)
-    group.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
-    group.add_argument(
-        "--do-sample", action=argparse.BooleanOptionalAction, default=defaults.do_sample, help="sample (or greedy)"
-    )
-    group.add_argument("--temperature", type=float, default=defaults.temperature)
-    group.add_argument("--top-p", type=float, default=defaults.top_p)
-    group.add_argument("--top-k", type=int, default=defaults.top_k, help="0: no top-k")
-    group.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
-    group.add_argument(
-        "--stop-loops", type=int, default=defaults.stop_loops, help="cut a span repeated N times (0: off)"
-    )
-    group.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    return group
-
-
-def generation_settings_from_args(args, **overrides) -> GenerationSettings:
-    names = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty", "stop_loops",
-             "batch_size", "seed")  # fmt: skip
-    return GenerationSettings(**({name: getattr(args, name) for name in names} | overrides))
-
-
-@dataclass(frozen=True)
-class ResolvedRepo:
-    """A model or adapter: what was asked for, and the exact commit (None for a local folder) that was loaded."""
-
-    repo_id: str
-    revision: str | None
-    """As requested: a branch, a tag, a sha, or None for the default branch."""
-    sha: str | None
-
-    @property
-    def is_local(self) -> bool:
-        return self.sha is None
-
-    @property
-    def load_revision(self) -> str | None:
-        return self.sha
-
-    def __str__(self) -> str:
-        return self.repo_id if self.is_local else f"{self.repo_id}@{self.sha}"
-
-
-def split_revision(reference: str) -> tuple[str, str | None]:
-    """`"owner/name@rev"` -> `("owner/name", "rev")`; no `@` -> revision None. Local paths are returned whole."""
-    if os.path.isdir(reference) or "@" not in reference:
-        return reference, None
-    repo_id, revision = reference.rsplit("@", 1)
-    if not repo_id or not revision:
-        raise ValueError(f"{reference!r}: expected ID or ID@REVISION")
-    return repo_id, revision
-
-
-def resolve_repo(reference: str, revision: str | None = None, repo_type: str = "model") -> ResolvedRepo:
-    """The commit sha that `reference` (`ID`, `ID@REV` or a local folder) and `revision` point at on the Hub now."""
-    repo_id, inline_revision = split_revision(reference)
-    if inline_revision and revision and inline_revision != revision:
-        raise ValueError(f"{reference!r} names revision {inline_revision!r} but revision={revision!r} was also given")
-    revision = inline_revision or revision
-    if os.path.isdir(repo_id):
-        if revision:
-            raise ValueError(f"{repo_id} is a local folder: it has no revision {revision!r}")
-        return ResolvedRepo(repo_id, None, None)
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
-
-    try:
-        sha = HfApi().repo_info(repo_id, revision=revision, repo_type=repo_type).sha
-    except RevisionNotFoundError as error:
-        raise ValueError(f"{repo_type} {repo_id} has no revision {revision!r}") from error
-    except RepositoryNotFoundError as error:
-        raise ValueError(f"no {repo_type} repo {repo_id!r} on the Hub, and no local folder of that name") from error
-    return ResolvedRepo(repo_id, revision, sha)
 
 
 STOP_EOS = "eos"
@@ -384,6 +310,24 @@ class Generator:
         ]
 
 
+# Round-trip summaries (a generated dialogue summarized again, compared with the summary it was written from) are
+# scored the same way wherever they are made: the summarizer's own answer length, greedy so they are reproducible,
+# cut when they loop.
+ROUND_TRIP_GENERATION = GenerationSettings(
+    max_new_tokens=prompts.ANSWER_MAX_NEW_TOKENS[prompts.SUMMARIZE], stop_loops=3
+)
+
+
+def round_trip_summaries(
+    summarizer: Generator, conversations: Sequence[list[dict[str, str]]], *, progress: bool = False
+) -> list[str]:
+    """The summarizer's summary of each `prompts.summarize_messages` conversation, whitespace normalized."""
+    completions = summarizer.generate(
+        conversations, ROUND_TRIP_GENERATION, sort_by_length=False, progress=progress, desc="round-trip summaries"
+    )
+    return [" ".join(completion.text.split()) for completion in completions]
+
+
 def batch_seed(seed: int, batch_number: int) -> int:
     """The torch seed of batch `batch_number` of a `generate` call seeded with `seed` (distinct for seeds < 2**20
     batches apart)."""
@@ -421,11 +365,14 @@ def adapter_base(adapter: ResolvedRepo) -> tuple[str, str | None]:
     return config.base_model_name_or_path, getattr(config, "revision", None)
 
 
-def load_tokenizer(base: ResolvedRepo):
+def load_tokenizer(repo_id: str, revision: str | None = None, padding_side: str | None = None):
+    """The tokenizer of a model repo or folder, with the prompt module's chat template and a pad token (the EOS
+    when the model has none); `padding_side` as given, else the tokenizer's own."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(base.repo_id, revision=base.load_revision)
-    tokenizer.padding_side = "left"  # a decoder continues from the last position, so padding goes first
+    tokenizer = AutoTokenizer.from_pretrained(repo_id, revision=revision)
+    if padding_side is not None:
+        tokenizer.padding_side = padding_side
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     prompts.ensure_chat_template(tokenizer)
@@ -457,7 +404,8 @@ def load_generator(
     base = resolve_repo(model, model_revision)
     if trained_on and trained_on[0] != base.repo_id:
         logger.warning("adapter %s was trained on %s, but is applied to %s", adapter_repo, trained_on[0], base)
-    tokenizer = load_tokenizer(base)
+    # A decoder continues from the last position, so padding goes first.
+    tokenizer = load_tokenizer(base.repo_id, base.load_revision, padding_side="left")
     if backend == "vllm":
         return _load_vllm(base, adapter_repo, tokenizer)
 

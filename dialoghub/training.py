@@ -15,22 +15,22 @@ import json
 import logging
 import math
 import os
-import platform
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from datasets import load_dataset
-from transformers import AutoTokenizer, TrainerCallback
+from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 
 from dialoghub import prompts
 from dialoghub.cards import SUMMARY_FILE, push_adapter
-from dialoghub.generation import resolve_repo
+from dialoghub.generation import load_tokenizer
 from dialoghub.hardware import resolve_dtype
+from dialoghub.hub.refs import resolve_repo
+from dialoghub.provenance import package_versions
 from dialoghub.training_kernels import SEGMENT_LENGTHS, AdapterSFTTrainer, shared_prefix_example
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,13 @@ class AdapterScriptArguments(ScriptArguments):
         metadata={"help": "After training, publish the adapter with its card to hub_model_id and tag release_tag."},
     )
     release_tag: str | None = field(default=None, metadata={"help": "Tag of the published revision, e.g. v1.0."})
+    skip_if_released: bool = field(
+        default=False,
+        metadata={
+            "help": "Train nothing when hub_model_id already has release_tag: a release is never replaced, so retrain "
+            "under a new release_tag."
+        },
+    )
     license: str = field(default="apache-2.0", metadata={"help": "License of the published adapter."})
 
 
@@ -123,14 +130,6 @@ def model_init_kwargs(model_args: ModelConfig, training_args: SFTConfig) -> dict
     if model_args.load_in_4bit or model_args.load_in_8bit:
         kwargs["device_map"] = {"": "cpu"} if training_args.use_cpu else None
     return kwargs | (training_args.model_init_kwargs or {})
-
-
-def load_tokenizer(model_args: ModelConfig):
-    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
-    prompts.ensure_chat_template(tokenizer)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
 def load_sft_splits(script_args: AdapterScriptArguments, training_args: SFTConfig | None = None, tokenizer=None):
@@ -243,7 +242,7 @@ def build_trainer(
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
-        processing_class=tokenizer or load_tokenizer(model_args),
+        processing_class=tokenizer or load_tokenizer(model_args.model_name_or_path, model_args.model_revision),
         peft_config=lora_config(model_args),
         quantization_config=get_quantization_config(model_args),
         callbacks=callbacks,
@@ -308,19 +307,7 @@ def hub_sha(name: str, revision: str | None, repo_type: str) -> str | None:
 
 
 def framework_versions() -> dict[str, str]:
-    import datasets
-    import peft
-    import transformers
-    import trl
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "trl": trl.__version__,
-        "peft": peft.__version__,
-        "datasets": datasets.__version__,
-    }
+    return package_versions(("torch", "transformers", "trl", "peft", "datasets"))
 
 
 def training_summary(
@@ -402,7 +389,7 @@ def train(
     if script_args.push and not training_args.hub_model_id:
         raise ValueError("--push needs --hub_model_id (the adapter repo, e.g. org/summarizer-lora)")
     check_report_to(training_args)
-    tokenizer = load_tokenizer(model_args)
+    tokenizer = load_tokenizer(model_args.model_name_or_path, model_args.model_revision)
     train_dataset, eval_dataset = load_sft_splits(script_args, training_args, tokenizer)
     trainer = build_trainer(
         script_args, training_args, model_args, train_dataset, eval_dataset, callbacks, tokenizer=tokenizer
@@ -424,9 +411,20 @@ def train(
     return trainer
 
 
-def parse_args(args: list[str] | None = None):
-    """(script_args, training_args, model_args) from `--config recipe.yaml` and CLI overrides."""
+def parser(*extra_dataclasses, description: str | None = None):
+    """The `TrlParser` of an adapter recipe (plus the fields of `extra_dataclasses`, for the entry points that read the
+    same recipe); `description` heads its --help."""
+    import argparse
+
     from trl import TrlParser
 
-    parser = TrlParser((AdapterScriptArguments, AdapterSFTConfig, ModelConfig))
-    return parser.parse_args_and_config(args)
+    return TrlParser(
+        (AdapterScriptArguments, AdapterSFTConfig, ModelConfig, *extra_dataclasses),
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def parse_args(args: list[str] | None = None, description: str | None = None):
+    """(script_args, training_args, model_args) from `--config recipe.yaml` and CLI overrides."""
+    return parser(description=description).parse_args_and_config(args)

@@ -9,6 +9,7 @@ against plain `SFTTrainer` on the same batch, and `benchmarks/train_bench.py` me
 from __future__ import annotations
 
 import types
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,6 +173,23 @@ class AdapterSFTTrainer(SFTTrainer):
 
     def _base_model(self):
         return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+    def end(self):
+        """`Trainer.end` (trackers finished, process group destroyed), with the DDP wrapper released first.
+
+        DDP's Reducer holds the process group and is freed with the GIL held. If freeing it is what destroys the
+        group (because `destroy_process_group` already dropped the group's registry entry), the gloo destructor
+        joins its worker threads while a worker that is still releasing the tensors of the last collective waits for
+        the GIL: the rank hangs forever after training (seen under CPU load on the rank that finishes first). With
+        the wrapper gone first, `destroy_process_group` destroys the group, and that path releases the GIL.
+        """
+        if self.model_wrapped is not self.model:
+            wrapper = weakref.ref(self.model_wrapped)
+            self.model_wrapped = self.model
+            self.accelerator.free_memory()  # accelerate's references to the prepared model, and a garbage collection
+            if wrapper() is not None:
+                raise RuntimeError(f"{type(wrapper()).__name__} is still referenced: the process group cannot go")
+        super().end()
 
 
 def restrict_lm_head_to_labels(model) -> None:

@@ -92,16 +92,17 @@ def load_records(
 ) -> tuple[list[dict[str, Any]], str]:
     """Every results record in the repo at `revision` (default: the main branch), and the commit sha read."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    from dialoghub.hub.refs import RepoReferenceError, UnknownRepoError, resolve_repo
 
     api = api or HfApi()
     repo_id = repo_id or default_results_repo()
     try:
-        sha = api.dataset_info(repo_id, revision=revision).sha
-    except RepositoryNotFoundError as error:
+        sha = resolve_repo(repo_id, revision, repo_type="dataset", api=api).sha
+    except UnknownRepoError as error:
         raise ResultsRepoError(f"no results repo {repo_id!r} on {api.endpoint}: evaluate something first") from error
-    except RevisionNotFoundError as error:
-        raise ResultsRepoError(f"results repo {repo_id} has no revision {revision!r}") from error
+    except RepoReferenceError as error:
+        raise ResultsRepoError(f"results repo: {error}") from error
     folder = Path(api.snapshot_download(repo_id, repo_type="dataset", revision=sha, allow_patterns=["results/**"]))
     records = []
     for path in sorted(folder.glob("results/**/*.json")):

@@ -21,7 +21,9 @@ from typing import Any
 from rouge_score.tokenizers import DefaultTokenizer
 
 from dialoghub import prompts
+from dialoghub.ngrams import ngrams
 from dialoghub.paths import project_org
+from dialoghub.synthetic.filters import FilterConfig, parse_generated
 from evaluation.baselines import BASELINES, baseline_predictions
 from evaluation.metrics import (
     ROUGE_TYPES,
@@ -170,29 +172,25 @@ def generate_prompt(row: Mapping[str, Any]) -> Doc:
     )
 
 
+# A model that wraps a long turn over two lines still wrote the dialogue: the leaderboard reads such a line as the
+# turn's continuation. The synthetic stage's default ends the dialogue there instead, since it publishes the turns.
+FORMAT_RULES = FilterConfig(allow_continuation_lines=True)
+
+
 def parse_generated_dialogue(text: str) -> tuple[list[dict[str, str]] | None, str]:
     """The turns of a generated dialogue and "" if its role format is valid; else None and the reason.
 
-    Valid means `prompts.parse_dialogue` reads it (every line is a `Customer:`/`Agent:` turn or continues one, no turn
-    is empty) and both roles speak."""
-    try:
-        turns = prompts.parse_dialogue(text)
-    except prompts.PromptFormatError as error:
-        return None, str(error)
-    missing = [role for role in prompts.ROLES if all(turn["role"] != role for turn in turns)]
-    if missing:
-        return None, f"no {' and no '.join(missing)} turn"
-    return turns, ""
-
-
-def _ngrams(tokens: Sequence[str], order: int) -> list[tuple[str, ...]]:
-    return [tuple(tokens[start : start + order]) for start in range(len(tokens) - order + 1)]
+    The format rules are the synthetic filters' (`dialoghub.synthetic.filters.parse_generated`): every line a
+    `Customer:`/`Agent:` turn or the continuation of one, no other speaker, no empty turn, roles alternating, both
+    speaking."""
+    parsed = parse_generated(text, FORMAT_RULES)
+    return (None, parsed.format_error) if parsed.format_error else (parsed.dialogue, "")
 
 
 def distinct_n(token_lists: Sequence[Sequence[str]], order: int) -> float:
     """Distinct n-grams over all n-grams of the texts together (Li et al., 2016); 0 when there is no n-gram."""
-    ngrams = [ngram for tokens in token_lists for ngram in _ngrams(tokens, order)]
-    return len(set(ngrams)) / len(ngrams) if ngrams else 0.0
+    found = [ngram for tokens in token_lists for ngram in ngrams(tokens, order)]
+    return len(set(found)) / len(found) if found else 0.0
 
 
 def score_dialogues_task(docs: Sequence[Doc], predictions: Sequence[str], scorers: Scorers) -> TaskScores:

@@ -1,57 +1,73 @@
 """Build org/tweetsumm-clean from a TweetSumm source and publish it to the Hub that HF_ENDPOINT names.
 
-    python scripts/build_tweetsumm.py --source ../shared/data/tweetsumm --repo-id org/tweetsumm-clean --tag v1.0
+    python scripts/build_tweetsumm.py --config datasets_repo/tweetsumm-clean/recipe.yaml [--field value ...]
+    python scripts/build_tweetsumm.py --config datasets_repo/tweetsumm-clean/recipe.yaml --source ./my-export
 
 The source is a local file or folder (IBM processor JSONL, DialogStudio JSON, or the official ID files with
 twcs.csv), or a Hub dataset repo id holding one of those. Invalid rows stop the build with every error listed and
-nothing pushed, unless --drop-invalid is given. A rebuild of the same input makes no new commit.
+nothing pushed, unless drop_invalid is set. A rebuild of the same input makes no new commit.
 """
 
 import dialoghub.hubenv  # noqa: F401
 
-import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialoghub.data.cleaning import CleaningOptions
-from dialoghub.data.parquet_repo import TagConflictError
 from dialoghub.data.readers import SourceError
 from dialoghub.data.tweetsumm import build, default_rejects_report, publish
 from dialoghub.data.validation import NEAR_DUPLICATE_JACCARD, DatasetValidationError, write_rejects_report
 from dialoghub.hub.embedded import hub_session
-from dialoghub.paths import project_org
+from dialoghub.paths import project_org, shared_data_dir
+from dialoghub.recipes import configure_logging, parse_recipe
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", required=True, help="local file/folder, or a Hub dataset repo id (owner/name)")
-    parser.add_argument("--source-revision", help="branch, tag or commit of a Hub source")
-    parser.add_argument("--twcs", type=Path, help="Kaggle twcs.csv for the official ID files (default: beside them)")
-    parser.add_argument("--repo-id", default=f"{project_org()}/tweetsumm-clean", help="dataset repo to publish to")
-    parser.add_argument("--tag", help="tag the published commit (created only if missing), e.g. v1.0")
-    parser.add_argument("--drop-invalid", action="store_true", help="leave invalid rows out and report them")
-    parser.add_argument("--rejects-report", type=Path, help="where --drop-invalid writes its JSONL report")
-    parser.add_argument("--lowercase", action="store_true", help="lowercase every text (off by default)")
-    parser.add_argument(
-        "--strip-special-chars", action="store_true", help="remove emoji and other symbols (off by default)"
+@dataclass
+class BuildArguments:
+    """The dataset build stage: which TweetSumm source, how to clean it, where to publish."""
+
+    source: str | None = field(
+        default=None,
+        metadata={"help": "Local file/folder, or a Hub dataset repo id; none: $DIALOGHUB_SHARED_DATA/tweetsumm."},
     )
-    parser.add_argument(
-        "--near-duplicate-threshold",
-        type=float,
+    source_revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of a Hub source."})
+    twcs: str | None = field(
+        default=None, metadata={"help": "Kaggle twcs.csv for the official ID files (none: beside them)."}
+    )
+    repo_id: str = field(default=f"{project_org()}/tweetsumm-clean", metadata={"help": "Dataset repo to publish to."})
+    tag: str | None = field(
+        default=None, metadata={"help": "Tag the published commit (created only if missing), e.g. v1.0."}
+    )
+    drop_invalid: bool = field(default=False, metadata={"help": "Leave invalid rows out and report them."})
+    rejects_report: str | None = field(
+        default=None, metadata={"help": "Where drop_invalid writes its JSONL report (none: under the base dir)."}
+    )
+    lowercase: bool = field(default=False, metadata={"help": "Lowercase every text."})
+    strip_special_chars: bool = field(default=False, metadata={"help": "Remove emoji and other symbols."})
+    near_duplicate_threshold: float = field(
         default=NEAR_DUPLICATE_JACCARD,
-        help="word 5-gram Jaccard at which dialogs in different splits are reported as leakage",
+        metadata={"help": "Word 5-gram Jaccard at which dialogs in different splits are reported as leakage."},
     )
-    return parser.parse_args(argv)
+
+    @property
+    def source_or_default(self) -> str:
+        return self.source or str(shared_data_dir() / "tweetsumm")
+
+
+def parse_args(argv: list[str] | None = None) -> BuildArguments:
+    return parse_recipe(BuildArguments, argv, prog="scripts/build_tweetsumm.py", description=__doc__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    options = CleaningOptions(lowercase=args.lowercase, strip_special_characters=args.strip_special_chars)
+    configure_logging()
     try:
+        args = parse_args(argv)
+        options = CleaningOptions(lowercase=args.lowercase, strip_special_characters=args.strip_special_chars)
         with hub_session() as hub:
             print(f"Hub: {hub.endpoint}")
             result = build(
-                args.source,
+                args.source_or_default,
                 twcs=args.twcs,
                 source_revision=args.source_revision,
                 options=options,
@@ -64,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, count in result.cleaning_counts.items():
                 print(f"  {name:<26} {count:>7}")
             if args.drop_invalid:
-                report = args.rejects_report or default_rejects_report(args.repo_id)
+                report = Path(args.rejects_report) if args.rejects_report else default_rejects_report(args.repo_id)
                 write_rejects_report(result.rejections, report)
                 print(f"Dropped {len(result.rejections)} invalid row(s); report: {report}")
             for pair in result.near_duplicates:
@@ -73,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"({pair.other_split}), Jaccard {pair.jaccard}"
                 )
             published = publish(result, args.repo_id, tag=args.tag)
-    except (SourceError, DatasetValidationError, TagConflictError) as error:
+    except (ValueError, SourceError, DatasetValidationError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     state = "new commit" if published.new_commit else "unchanged, no new commit"

@@ -1,60 +1,68 @@
-"""Make the offline base models Hub-ready, and publish them.
+"""Make the offline base models Hub-ready, and publish them (the pipeline's `base` stage).
 
-python scripts/prepare_base_models.py convert   # dequantize SmolLM2's GGUF to safetensors once (no Hub needed)
-python scripts/prepare_base_models.py publish   # convert if needed, then push both models to the Hub
+python scripts/prepare_base_models.py convert [--config models_repo/SmolLM2-135M-Instruct-q4_1/recipe.yaml]
+python scripts/prepare_base_models.py publish --config models_repo/SmolLM2-135M-Instruct-q4_1/recipe.yaml
+
+`convert` dequantizes SmolLM2's GGUF to safetensors once (no Hub needed); `publish` converts if needed, then pushes
+dialoghub/SmolLM2-135M-Instruct-q4_1 and dialoghub/all-MiniLM-L6-v2 to the Hub HF_ENDPOINT names, tagged.
 """
 
 import dialoghub.hubenv  # noqa: F401
 
-import argparse
 import logging
 import sys
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from dialoghub import base_models
+from dialoghub.recipes import configure_logging, parse_recipe
+
+COMMANDS = ("convert", "publish")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    convert = commands.add_parser(
-        "convert", help=f"write {base_models.SMOLLM2.repo_name} as float32 safetensors (idempotent)"
+@dataclass
+class BaseModelsArguments:
+    """Where the converted SmolLM2 goes, and the release both base models are published as."""
+
+    smollm2_dir: str | None = field(
+        default=None, metadata={"help": "The converted model's folder (none: $DIALOGHUB_BASE_DIR/models/<name>)."}
     )
-    convert.add_argument(
-        "--output-dir", type=Path, default=None, help="default: $DIALOGHUB_BASE_DIR/models/<model name>"
-    )
-    convert.add_argument("--force", action="store_true", help="convert again even if the stamp matches the GGUF")
-    publish = commands.add_parser(
-        "publish",
-        help=f"publish {base_models.SMOLLM2.repo_id} and {base_models.MINILM.repo_id} "
-        f"(tagged {base_models.RELEASE_TAG}) to the Hub HF_ENDPOINT names",
-    )
-    publish.add_argument("--smollm2-dir", type=Path, default=None, help="the converted model (default: as convert)")
-    return parser.parse_args(argv)
+    force: bool = field(default=False, metadata={"help": "convert: again, even if the stamp matches the GGUF."})
+    release_tag: str = field(default=base_models.RELEASE_TAG, metadata={"help": "publish: the release tag."})
 
 
-def run(args: argparse.Namespace) -> None:
-    if args.command == "convert":
-        print(base_models.convert_smollm2(args.output_dir, force=args.force))
+def parse_args(argv=None) -> tuple[str, BaseModelsArguments]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: scripts/prepare_base_models.py {{{','.join(COMMANDS)}}} [--config RECIPE.yaml] [--field value]")
+        print(__doc__)
+        raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    command = argv[0]
+    prog = f"scripts/prepare_base_models.py {command}"
+    return command, parse_recipe(BaseModelsArguments, argv[1:], prog=prog, description=__doc__)
+
+
+def run(command: str, args: BaseModelsArguments) -> None:
+    if command == "convert":
+        print(base_models.convert_smollm2(args.smollm2_dir, force=args.force))
         return
 
     from huggingface_hub import HfApi
 
     from dialoghub.hub.embedded import hub_session
 
-    smollm2_dir = base_models.convert_smollm2(args.smollm2_dir)
+    smollm2_dir = base_models.convert_smollm2(args.smollm2_dir, force=args.force)
     with hub_session() as hub:
-        shas = base_models.publish_base_models(HfApi(endpoint=hub.endpoint, token=hub.token), smollm2_dir)
+        api = HfApi(endpoint=hub.endpoint, token=hub.token)
+        shas = base_models.publish_base_models(api, smollm2_dir, release_tag=args.release_tag)
     for repo_id, sha in shas.items():
         print(f"{repo_id}@{sha}")
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO)
     try:
-        run(args)
-    except (FileNotFoundError, base_models.ConversionError) as error:
+        run(*parse_args(argv))
+    except (FileNotFoundError, ValueError, base_models.ConversionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

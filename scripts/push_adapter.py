@@ -1,42 +1,59 @@
-"""Publish a trained adapter folder to the Hub, with its model card, as a tagged release.
+"""Publish a trained adapter folder to the Hub, with its model card, as a tagged release, from its training recipe.
 
-python scripts/push_adapter.py runs/summarizer-lora org/summarizer-lora --tag v1.0
-python scripts/push_adapter.py runs/summarizer-lora org/summarizer-lora --merge org/summarizer-merged
+python scripts/push_adapter.py --config models_repo/summarizer-lora/recipe.yaml
+python scripts/push_adapter.py --config models_repo/summarizer-lora/recipe.yaml --output_dir runs/x --release_tag v2.0
+python scripts/push_adapter.py --config models_repo/summarizer-lora/recipe.yaml --merged_model_id org/summarizer-merged
 
-The card is rendered from models_repo/<adapter>/README.md.j2 with the folder's training_summary.json (written by
-scripts/train_adapter.py). A tag is a release: an existing tag is never moved, pick a new one.
+The recipe is the one the adapter was trained with: `output_dir` is the folder published, `hub_model_id` the repo,
+`release_tag` the tag. The card is rendered from models_repo/<adapter>/README.md.j2 with the folder's
+training_summary.json (written by scripts/train_adapter.py). A tag is a release and never moves: the same adapter
+again changes nothing, another adapter under an existing tag is refused (pick a new tag).
 """
 
 import dialoghub.hubenv  # noqa: F401
 
-import argparse
 import logging
 import sys
-from pathlib import Path
+from dataclasses import dataclass, field
 
-from dialoghub.cards import DEFAULT_RELEASE_TAG, push_adapter, push_merged
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("adapter_dir", type=Path, help="output_dir of scripts/train_adapter.py")
-    parser.add_argument("repo_id", help="adapter repo, e.g. org/summarizer-lora")
-    parser.add_argument("--tag", default=DEFAULT_RELEASE_TAG, help=f"release tag (default {DEFAULT_RELEASE_TAG})")
-    parser.add_argument("--merge", metavar="REPO_ID", help="also publish the base with the adapter merged in, here")
-    return parser.parse_args(argv)
+from dialoghub.recipes import configure_logging
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    commit = push_adapter(args.adapter_dir, args.repo_id, args.tag)
-    print(f"{args.repo_id}@{args.tag} = {commit}")
-    if args.merge:
-        print(f"{args.merge}@{args.tag} = {push_merged(args.adapter_dir, args.merge, args.tag)}")
+@dataclass
+class MergeArguments:
+    merged_model_id: str | None = field(
+        default=None, metadata={"help": "Also publish the base with the adapter merged in, to this model repo."}
+    )
+
+
+def parse_args(argv=None):
+    """(script_args, training_args, model_args, merge_args) from the training recipe and overrides."""
+    from dialoghub.training import parser
+
+    return parser(MergeArguments, description=__doc__).parse_args_and_config(argv)
+
+
+def report(release) -> None:
+    state = "created" if release.tag_created else "already there"
+    print(f"{release.repo_id}@{release.tag} = {release.tag_commit} ({state})")
+
+
+def main(argv=None) -> int:
+    configure_logging(logging.INFO)
+    from dialoghub.cards import push_adapter, push_merged
+
+    try:
+        script_args, training_args, _, merge_args = parse_args(argv)
+        if not (training_args.hub_model_id and script_args.release_tag):
+            raise ValueError("the recipe needs hub_model_id and release_tag")
+        report(push_adapter(training_args.output_dir, training_args.hub_model_id, script_args.release_tag))
+        if merge_args.merged_model_id:
+            report(push_merged(training_args.output_dir, merge_args.merged_model_id, script_args.release_tag))
+    except (FileNotFoundError, ValueError) as error:
+        print(f"push_adapter: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        main()
-    except (FileNotFoundError, ValueError) as error:
-        sys.exit(f"push_adapter: {error}")
+    sys.exit(main())

@@ -2,16 +2,17 @@
 its YAML read back by huggingface_hub, and published with scripts/push_adapter.py."""
 
 import json
-import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from huggingface_hub import ModelCard, hf_hub_download
 from huggingface_hub.repocard_data import model_index_to_eval_results
-from tiny_models import save_tiny_base, tiny_run_args, tiny_tweetsumm
 
-from dialoghub import cards, prompts, training
+from dialoghub import cards, processes, prompts, training
 from dialoghub.paths import REPO_ROOT
+from tests.card_code import run_quick_start
+from tests.tiny_models import another_adapter, save_tiny_base, tiny_run_args, tiny_tweetsumm
 
 TAG = "v1.0"
 
@@ -49,6 +50,8 @@ def test_card_yaml_loads_with_huggingface_hub(run_dir):
     assert data.inference == {
         "parameters": {"max_new_tokens": prompts.ANSWER_MAX_NEW_TOKENS[summary["task"]], "do_sample": False}
     }
+    # The quick-start decodes at the same answer length as the inference widget
+    assert f"max_new_tokens={prompts.ANSWER_MAX_NEW_TOKENS[summary['task']]}," in card.text
     validation_dialog = tiny_tweetsumm()["validation"][0]
     assert data.widget == [
         {
@@ -83,9 +86,26 @@ def test_card_body_documents_the_run(run_dir):
     assert f"loss\n{summary['eval_loss']:.4f}" in body
 
 
-def test_push_adapter_script_publishes_a_tagged_release(run_dir, hub, hub_api, repo_name):
-    command = [sys.executable, str(REPO_ROOT / "scripts" / "push_adapter.py"), str(run_dir), repo_name, "--tag", TAG]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+def test_the_published_cards_quick_start_runs(run_dir, hub_api, repo_name):
+    cards.push_adapter(run_dir, repo_name, TAG, api=hub_api)
+    card = Path(hub_api.hf_hub_download(repo_name, "README.md", revision=TAG)).read_text(encoding="utf-8")
+    quick_start = run_quick_start(card)
+    if cards.read_summary(run_dir)["task"] == prompts.GENERATE:
+        # Two training steps on a random tiny model write no dialogue: the code ran up to parsing what it wrote.
+        last_line = quick_start.stderr.strip().splitlines()[-1] if quick_start.returncode else ""
+        assert quick_start.returncode == 0 or last_line.startswith("dialoghub.prompts.PromptFormatError"), (
+            quick_start.stderr[-3000:]
+        )
+    else:
+        assert quick_start.returncode == 0, quick_start.stderr[-3000:]
+        assert quick_start.stdout.endswith("\n"), "the quick start prints the summary"
+
+
+def test_push_adapter_script_publishes_a_tagged_release(run_dir, hub, hub_api, repo_name, tmp_path):
+    recipe = REPO_ROOT / "models_repo" / "summarizer-lora" / "recipe.yaml"
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "push_adapter.py"), "--config", str(recipe),
+               "--hub_model_id", repo_name, "--release_tag", TAG, "--output_dir", str(run_dir)]  # fmt: skip
+    result = processes.run(command, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     files = set(hub_api.list_repo_files(repo_name, revision=TAG))
     assert {"README.md", "adapter_config.json", "adapter_model.safetensors", "loss_curve.png"} <= files
@@ -93,5 +113,12 @@ def test_push_adapter_script_publishes_a_tagged_release(run_dir, hub, hub_api, r
     summary = json.loads((run_dir / cards.SUMMARY_FILE).read_text())
     assert card.data.tags and cards.TASK_TAGS[summary["task"]] in card.data.tags
 
-    again = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
-    assert again.returncode != 0 and "already has a release v1.0" in again.stderr
+    commits = len(hub_api.list_repo_commits(repo_name))
+    again = processes.run(command, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert again.returncode == 0 and f"{repo_name}@{TAG} = " in again.stdout and "(already there)" in again.stdout
+    assert len(hub_api.list_repo_commits(repo_name)) == commits
+
+    other = another_adapter(run_dir, tmp_path / "other")
+    refused = processes.run([*command[:-1], str(other)], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert refused.returncode != 0 and "already has a release v1.0" in refused.stderr
+    assert len(hub_api.list_repo_commits(repo_name)) == commits

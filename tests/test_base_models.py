@@ -14,6 +14,9 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Genera
 
 from dialoghub import base_models
 from dialoghub.base_models import MINILM, RELEASE_TAG, SMOLLM2, ConversionError
+from tests.card_code import run_quick_start
+from tests.test_metrics_models import bert_tokenizer, tiny_sentence_transformer  # noqa: F401 (fixtures)
+from tests.tiny_models import save_tiny_base
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +146,22 @@ def test_cards_carry_metadata_and_provenance(publication, smollm2_dir):
     assert minilm_card.data.pipeline_tag == "sentence-similarity"
     assert f"`{base_models.sha256_of(base_models.minilm_dir() / 'model.safetensors')}`" in minilm_card.text
     assert f"`{MINILM.wheel}=={MINILM.wheel_version}`" in minilm_card.text
+
+
+def test_the_cards_quick_starts_run_on_tiny_stand_ins(
+    publication,
+    hub_api,
+    repo_name,
+    tmp_path,
+    tiny_sentence_transformer,  # noqa: F811
+):
+    """Each card's code, run as published, with its repo id swapped for a tiny model tagged the same way."""
+    stand_ins = {SMOLLM2.repo_id: save_tiny_base(tmp_path / "tiny-llm"), MINILM.repo_id: tiny_sentence_transformer}
+    for repo_id, folder in stand_ins.items():
+        stand_in = f"{repo_name}-{repo_id.split('/')[-1]}"
+        hub_api.create_repo(stand_in)
+        commit = hub_api.upload_folder(repo_id=stand_in, folder_path=folder).oid
+        hub_api.create_tag(stand_in, tag=RELEASE_TAG, revision=commit)
+        quick_start = run_quick_start(ModelCard.load(repo_id).content, {f'"{repo_id}"': f'"{stand_in}"'})
+        assert quick_start.returncode == 0, quick_start.stderr[-3000:]
+        assert quick_start.stdout.endswith("\n"), f"{repo_id}: the quick start prints its result"

@@ -10,10 +10,11 @@ import time
 
 import pytest
 import torch
-from tiny_models import save_tiny_base, tiny_tweetsumm
 
 from dialoghub.demo import DemoConfig, build_demo, publish_space
 from dialoghub.hub.embedded import free_loopback_port
+from tests import prerequisites
+from tests.tiny_models import save_tiny_base, tiny_tweetsumm
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -27,10 +28,7 @@ def require_browser() -> None:
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(path)]
     if not missing:
         return
-    message = f"{', '.join(missing)} not installed (apt-get install chromium chromium-driver)"
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run the browser test: {message}")
-    pytest.skip(message)
+    prerequisites.missing(f"{', '.join(missing)} not installed (apt-get install chromium chromium-driver)")
 
 
 @pytest.fixture

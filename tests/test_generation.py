@@ -13,9 +13,8 @@ from dialoghub.generation import (
     STOP_LOOP,
     GenerationSettings,
     load_generator,
-    resolve_repo,
-    split_revision,
 )
+from dialoghub.hub.refs import resolve_repo, split_revision
 from tests.scripted_model import AGENT_CLOSINGS, CUSTOMER_OPENERS, FILLER, dialogue_script, save_scripted_model
 
 SUMMARIES = [

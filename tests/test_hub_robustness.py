@@ -50,6 +50,35 @@ def files_outside_root(tmp_path: Path) -> set[str]:
     return {path for path in paths if not path.startswith("sandbox/root") and path != "server.log"}
 
 
+PAYLOAD_BYTES = 3_000_000
+
+
+def freeze_mid_upload(server, deadline: float) -> Path:
+    """SIGSTOP the server at a moment it holds a partly written upload in its tmp/ folder, and return that file.
+
+    Stopped, the server cannot write another byte, so what the folder shows then is what the kill will find. If the
+    upload seen a moment before completed in between, the server is let go (SIGCONT) until the next one."""
+    while True:
+        assert time.monotonic() < deadline, "no upload in flight was caught"
+        if partial_upload(server.root / "tmp"):
+            os.kill(server.process.pid, signal.SIGSTOP)
+            if frozen := partial_upload(server.root / "tmp"):
+                return frozen
+            os.kill(server.process.pid, signal.SIGCONT)
+        time.sleep(0.001)
+
+
+def partial_upload(tmp: Path) -> Path | None:
+    """An upload in flight: a temporary file with some, not all, of the payload (renamed away once complete)."""
+    for path in tmp.glob("lfs-*"):
+        try:
+            if 0 < path.stat().st_size < PAYLOAD_BYTES:
+                return path
+        except FileNotFoundError:
+            continue
+    return None
+
+
 def test_sigkill_during_uploads_leaves_consistent_branches(own_hub, tmp_path):
     server = own_hub()
     api = HfApi(endpoint=server.endpoint)
@@ -62,7 +91,7 @@ def test_sigkill_during_uploads_leaves_consistent_branches(own_hub, tmp_path):
         index = 0
         while not stop.is_set():
             try:
-                payload = os.urandom(3_000_000)
+                payload = os.urandom(PAYLOAD_BYTES)
                 info = api.upload_file(path_or_fileobj=payload, path_in_repo=f"blob{index}.bin", repo_id=repo_id)
                 acknowledged.append((info.oid, f"blob{index}.bin"))
                 index += 1
@@ -74,12 +103,13 @@ def test_sigkill_during_uploads_leaves_consistent_branches(own_hub, tmp_path):
     deadline = time.monotonic() + 60
     while len(acknowledged) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.15)  # somewhere inside the next upload
-    os.kill(server.process.pid, signal.SIGKILL)
+    assert len(acknowledged) >= 2
+    in_flight = freeze_mid_upload(server, deadline=time.monotonic() + 120)
+    os.kill(server.process.pid, signal.SIGKILL)  # kills the frozen process: the upload never gets further
     server.process.wait()
     stop.set()
     uploader.join()
-    assert len(acknowledged) >= 2
+    assert 0 < in_flight.stat().st_size < PAYLOAD_BYTES, "the kill landed while an upload was being written"
 
     bare = server.root / "models" / "crash" / "target.git"
     fsck = subprocess.run(["git", "fsck", "--full", "--strict"], cwd=bare, capture_output=True, text=True)

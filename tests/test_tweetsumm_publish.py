@@ -4,7 +4,6 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,10 +12,13 @@ import pytest
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
 
-from dialoghub.data.parquet_repo import TagConflictError, parquet_path
+from dialoghub import processes
+from dialoghub.data.parquet_repo import parquet_path
 from dialoghub.data.readers import SourceError
 from dialoghub.data.tweetsumm import build, build_and_publish, features, publish, write_dataset_folder
+from dialoghub.hub.publish import TagConflictError
 from dialoghub.paths import REPO_ROOT, shared_data_dir
+from tests.card_code import run_quick_start
 
 SMALL = Path(__file__).parent / "fixtures" / "tweetsumm" / "small"
 SMALL_SIZES = {"train": 4, "validation": 2, "test": 2}
@@ -111,6 +113,8 @@ def test_the_card_passes_the_hubs_yaml_validation_and_loads(hub, hub_api, repo_n
     assert "Feigenblat" in body and "CC BY-NC-SA 4.0" in body and "CC0 1.0" in body
     for name in ("train.jsonl", "valid.jsonl", "test.jsonl"):
         assert f"| `{name}` |" in body
+    quick_start = run_quick_start(card.content)
+    assert quick_start.returncode == 0, quick_start.stderr[-3000:]
 
 
 def test_a_hub_dataset_repo_can_be_the_source(hub_api, repo_name):
@@ -137,7 +141,7 @@ def _script():
 def test_the_script_publishes_the_full_dataset_once(hub, hub_api, repo_name, capsys):
     """The one test on the full shared data: 879/110/110 through the script, then a rebuild that changes nothing."""
     arguments = ["--source", str(shared_data_dir() / "tweetsumm"), "--repo-id", repo_name, "--tag", "v1.0"]
-    completed = subprocess.run(
+    completed = processes.run(
         [sys.executable, str(REPO_ROOT / "scripts" / "build_tweetsumm.py"), *arguments],
         capture_output=True,
         text=True,

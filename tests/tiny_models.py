@@ -149,3 +149,17 @@ def tiny_run_args(model: str, dataset: str, output_dir: Path, *overrides: str):
     from dialoghub.training import parse_args
 
     return parse_args(tiny_cli_args(model, dataset, output_dir, *overrides))
+
+
+def another_adapter(adapter_dir: Path, folder: Path) -> Path:
+    """A copy of a trained adapter folder with different LoRA weights: another release candidate of the same run."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(adapter_dir, folder)
+    weights = load_file(folder / "adapter_model.safetensors")
+    name = sorted(weights)[0]
+    weights[name] = weights[name] + 1.0
+    save_file(weights, folder / "adapter_model.safetensors")
+    return folder

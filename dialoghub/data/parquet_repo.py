@@ -17,16 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dialoghub.data.files import atomic_write
-from dialoghub.hub.publish import tag_commit as existing_tag_commit
-from dialoghub.hub.storage import git_blob_sha
+from dialoghub.hub.publish import Publication, publish_folder
 
 # Fixed, so the files never depend on pyarrow's defaults; one row group holds a whole TweetSumm split.
 ROW_GROUP_SIZE = 1000
 PARQUET_COMPRESSION = "snappy"
-
-
-class TagConflictError(RuntimeError):
-    """The tag exists and points at a commit whose data files differ from this build."""
 
 
 @dataclass(frozen=True)
@@ -42,14 +37,7 @@ class DataFile:
 
 
 @dataclass
-class PublishResult:
-    repo_id: str
-    commit: str
-    new_commit: bool
-    tag: str | None = None
-    tag_commit: str | None = None
-    """Where the tag points: `commit`, or an earlier commit with the same data files and an older card."""
-    tag_created: bool = False
+class PublishResult(Publication):
     data_files: list[DataFile] = field(default_factory=list)
 
 
@@ -120,30 +108,6 @@ def add_dataset_info(card_data, data_files: list[DataFile], features, configs) -
     MetadataConfigs(metadata_configs).to_dataset_card_data(card_data)
 
 
-def differences(api, repo_id: str, revision: str, folder: Path) -> list[str]:
-    """Files of `folder` that are missing or different at `revision`, and data files there that the build lacks."""
-    from huggingface_hub.hf_api import RepoFile
-
-    remote = {
-        entry.path: entry
-        for entry in api.list_repo_tree(repo_id, revision=revision, recursive=True, repo_type="dataset")
-        if isinstance(entry, RepoFile)
-    }
-    local = {path.relative_to(folder).as_posix(): path for path in folder.rglob("*") if path.is_file()}
-    changed = [path for path in remote if path.startswith("data/") and path not in local]
-    for name, path in sorted(local.items()):
-        entry = remote.get(name)
-        content = path.read_bytes()
-        if entry is None:
-            changed.append(name)
-        elif entry.lfs is not None:
-            if entry.lfs.sha256 != hashlib.sha256(content).hexdigest():
-                changed.append(name)
-        elif entry.blob_id != git_blob_sha(content):
-            changed.append(name)
-    return changed
-
-
 def publish_dataset(
     write_folder: Callable[[Path], list[DataFile]],
     repo_id: str,
@@ -153,7 +117,7 @@ def publish_dataset(
     commit_description: str | None = None,
     api=None,
 ) -> PublishResult:
-    """Write the repo's files with `write_folder(folder)`, upload them in one commit, and tag it if the tag is new.
+    """Write the repo's files with `write_folder(folder)` and publish them as release `tag` (`publish_folder`).
 
     A tag is never moved. If it exists at a commit with other data files, nothing is pushed and `TagConflictError`
     says so. If only the card differs (its provenance names the builder's commit, which changes when the builder is
@@ -161,31 +125,18 @@ def publish_dataset(
     """
     from huggingface_hub import HfApi
 
-    api = api or HfApi()
     with tempfile.TemporaryDirectory(prefix=f"{repo_id.split('/')[-1]}-") as temporary:
         folder = Path(temporary)
         data_files = write_folder(folder)
-        api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
-        head = api.dataset_info(repo_id).sha
-        tag_commit = existing_tag_commit(api, repo_id, tag, "dataset") if tag else None
-        changed = differences(api, repo_id, tag_commit, folder) if tag_commit is not None else []
-        if changed_data := [path for path in changed if path != "README.md"]:
-            raise TagConflictError(
-                f"{repo_id}: tag {tag!r} already points at commit {tag_commit}, whose data files differ from this "
-                f"build ({', '.join(changed_data)}). Nothing was pushed. Publish under a new tag, or delete the old "
-                "tag first if it really must move."
-            )
-        commit = api.upload_folder(
-            repo_id=repo_id,
+        publication = publish_folder(
+            api or HfApi(),
+            folder,
+            repo_id,
             repo_type="dataset",
-            folder_path=folder,
             commit_message=commit_message,
             commit_description=commit_description,
             # Shards this build no longer writes (a dropped split, a renamed file) must not linger in the repo.
             delete_patterns=["data/**"],
-        ).oid
-    tag_created = tag is not None and tag_commit is None
-    if tag_created:
-        api.create_tag(repo_id, tag=tag, revision=commit, repo_type="dataset", tag_message=commit_message)
-        tag_commit = commit
-    return PublishResult(repo_id, commit, commit != head, tag, tag_commit, tag_created, data_files)
+            tag=tag,
+        )
+    return PublishResult(**vars(publication), data_files=data_files)

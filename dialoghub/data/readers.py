@@ -466,16 +466,16 @@ LAYOUT_DESCRIPTIONS = {
 
 def read_hub(repo_id: str, *, revision: str | None = None, twcs: Path | None = None) -> SourceData:
     """Download a Hub dataset repo holding one of the layouts and read it, naming files `repo@commit:path`."""
-    from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub import constants, snapshot_download
 
-    api = HfApi()
+    from dialoghub.hub.refs import RepoReferenceError, UnknownRepoError, resolve_repo
+
     try:
-        commit = api.dataset_info(repo_id, revision=revision).sha
-    except RepositoryNotFoundError as error:
-        raise SourceError(f"{repo_id}: no such local path, nor dataset repo on {api.endpoint}") from error
-    except RevisionNotFoundError as error:
-        raise SourceError(f"{repo_id}: the dataset repo has no revision {revision!r}") from error
+        commit = resolve_repo(repo_id, revision, repo_type="dataset").sha
+    except UnknownRepoError as error:
+        raise SourceError(f"{repo_id}: no such local path, nor dataset repo on {constants.ENDPOINT}") from error
+    except RepoReferenceError as error:
+        raise SourceError(str(error)) from error
     folder = Path(snapshot_download(repo_id, repo_type="dataset", revision=commit))
     data = read_local(folder, twcs=twcs, hub_prefix=f"{repo_id}@{commit[:12]}:")
     data.description += f", from the Hub dataset {repo_id} at commit {commit}"

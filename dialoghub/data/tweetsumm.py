@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import statistics
-import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from dialoghub.data.validation import (
     write_rejects_report,
 )
 from dialoghub.paths import REPO_ROOT, base_dir
+from dialoghub.provenance import code_version
 
 CONFIGS = ("default", "raw")
 CARD_TEMPLATE = REPO_ROOT / "datasets_repo" / "tweetsumm-clean" / "README.md.j2"
@@ -183,14 +183,6 @@ def write_dataset_folder(result: BuildResult, folder: Path, repo_id: str, tag: s
 # Card
 
 
-def _git(*args: str) -> str | None:
-    try:
-        completed = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return completed.stdout.strip()
-
-
 def builder_provenance() -> dict:
     """The builder's last commit, whether its files have uncommitted changes, and a digest of those files."""
     files = sorted(
@@ -202,14 +194,7 @@ def builder_provenance() -> dict:
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.relative_to(REPO_ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    commit = _git("log", "-1", "--format=%H", "--", *BUILDER_PATHS) or None
-    status = _git("status", "--porcelain", "--", *BUILDER_PATHS)
-    return {
-        "commit": commit,
-        "dirty": status is None or bool(status),
-        "code_sha256": digest.hexdigest(),
-        "paths": list(BUILDER_PATHS),
-    }
+    return code_version(BUILDER_PATHS) | {"code_sha256": digest.hexdigest(), "paths": list(BUILDER_PATHS)}
 
 
 def _mean(values: list[float]) -> str:

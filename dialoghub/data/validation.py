@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dialoghub.data.files import atomic_write
 from dialoghub.data.records import ROLES, SPLITS, Dialog, Rejection
+from dialoghub.ngrams import shingles
 
 MIN_TURNS = 2
 SHINGLE_WORDS = 5
@@ -100,10 +101,7 @@ class NearDuplicate:
 
 
 def _shingles(dialog: Dialog) -> set[tuple[str, ...]]:
-    words = " ".join(turn.text for turn in dialog.dialogue).lower().split()
-    if len(words) <= SHINGLE_WORDS:
-        return {tuple(words)}
-    return {tuple(words[i : i + SHINGLE_WORDS]) for i in range(len(words) - SHINGLE_WORDS + 1)}
+    return shingles(" ".join(turn.text for turn in dialog.dialogue).lower().split(), SHINGLE_WORDS)
 
 
 def find_near_duplicates(dialogs: list[Dialog], threshold: float = NEAR_DUPLICATE_JACCARD) -> list[NearDuplicate]:

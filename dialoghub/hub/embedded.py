@@ -16,8 +16,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from dialoghub.paths import hub_root
+from dialoghub.processes import GroupProcess
 
 STARTUP_TIMEOUT_S = 60.0
+STOP_GRACE_S = 15.0
 
 
 @dataclass
@@ -25,21 +27,16 @@ class EmbeddedHub:
     endpoint: str
     root: Path | None
     token: str | None = None
-    process: subprocess.Popen | None = field(default=None, repr=False)
+    process: GroupProcess | None = field(default=None, repr=False)
+    """The server, when this process started it: stopped by `stop()`, or when this process exits or is stopped."""
 
     @property
     def started_here(self) -> bool:
         return self.process is not None
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            self.process.end()
 
 
 def free_loopback_port() -> int:
@@ -86,7 +83,10 @@ def start_hub(
     log_path: str | Path | None = None,
     extra_args: tuple[str, ...] = (),
 ) -> EmbeddedHub:
-    """Run `python -m dialoghub.hub serve` in a child process and wait until it answers."""
+    """Run `python -m dialoghub.hub serve` in a child process and wait until it answers.
+
+    The server is stopped by `EmbeddedHub.stop()`, and also when this process exits or is stopped by SIGTERM or
+    SIGHUP (`dialoghub.processes`), so no way out of the caller leaves it running."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     port = port or free_loopback_port()
@@ -107,12 +107,15 @@ def start_hub(
         command += ["--token", token]
     command += list(extra_args)
     log = open(log_path or root / "server.log", "ab")  # noqa: SIM115 - handed to the child process
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
+    process = GroupProcess(
+        command, grace=STOP_GRACE_S, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2]
+    )
     log.close()
     hub = EmbeddedHub(endpoint=endpoint, root=root, token=token, process=process)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while not hub_is_up(endpoint, timeout=0.5):
         if process.poll() is not None:
+            hub.stop()
             raise RuntimeError(f"The embedded Hub exited with code {process.returncode}; see {log.name}")
         if time.monotonic() > deadline:
             hub.stop()
@@ -140,7 +143,7 @@ def hub_session(root: str | Path | None = None) -> Iterator[EmbeddedHub]:
 
     A remote endpoint (huggingface.co) is used as is. A loopback endpoint that already answers (`make hub` in another
     terminal) is reused and left running. Otherwise the embedded Hub is started on that port with its repos under
-    `root` (default: `$DIALOGHUB_BASE_DIR/hub`) and stopped on exit.
+    `root` (default: `$DIALOGHUB_BASE_DIR/hub`) and stopped when the block ends, however it ends (see `start_hub`).
     """
     from dialoghub import hubenv
 

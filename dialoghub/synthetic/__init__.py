@@ -5,7 +5,8 @@
 - `run`: candidates, few-shot prompts, generation and filtering (`generate_dialogues`);
 - `publish`: parquet, card and tagged push.
 
-`generate_and_publish` is the one call the pipeline needs; `scripts/generate_dialogues.py` is the CLI.
+`generate_and_publish` is the whole stage in one call; `scripts/generate_dialogues.py` is its entry point, configured
+by `datasets_repo/synthetic-dialogues/recipe.yaml`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from dialoghub.synthetic.run import (
 
 logger = logging.getLogger(__name__)
 
-PIPELINE_SPLITS = {"train": 20, "validation": 5, "test": 5}
-
 
 def default_repo_id() -> str:
     from dialoghub.paths import project_org
@@ -36,8 +35,8 @@ def default_repo_id() -> str:
 def generate_and_publish(
     repo_id: str | None = None,
     *,
-    tag: str | None = "v1.0",
-    splits: dict[str, int] | None = None,
+    splits: dict[str, int],
+    tag: str | None = None,
     adapter: str | None = "auto",
     summarizer_adapter: str | None = "auto",
     few_shot: int | None = None,
@@ -49,13 +48,13 @@ def generate_and_publish(
 
     Defaults: SmolLM2 from the Hub, plus `org/dialogue-generator-lora` if it exists ("auto"); 1-shot prompts
     without an adapter, zero-shot with one; round-trip filtering with `org/summarizer-lora` on its own base if that
-    exists; 20/5/5 dialogues. Other `SyntheticConfig` fields go in `config`.
+    exists. Other `SyntheticConfig` fields go in `config`.
     """
     from dialoghub.synthetic.publish import publish
 
     adapter = resolve_auto(adapter, DEFAULT_GENERATOR_ADAPTER)
     run_config = SyntheticConfig(
-        splits=dict(splits or PIPELINE_SPLITS),
+        splits=dict(splits),
         adapter=adapter,
         few_shot=default_few_shot(adapter) if few_shot is None else few_shot,
         summarizer_adapter=resolve_auto(summarizer_adapter, DEFAULT_SUMMARIZER_ADAPTER),
@@ -67,4 +66,4 @@ def generate_and_publish(
     return published.commit
 
 
-__all__ = ["PIPELINE_SPLITS", "SyntheticConfig", "default_repo_id", "generate_and_publish", "generate_dialogues"]
+__all__ = ["SyntheticConfig", "default_repo_id", "generate_and_publish", "generate_dialogues"]

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from dialoghub import prompts
 from dialoghub.data.validation import NEAR_DUPLICATE_JACCARD, SHINGLE_WORDS
 from dialoghub.generation import STOP_LENGTH, STOP_LOOP
+from dialoghub.ngrams import ngrams, shingles
 
 # Bump when a change here would accept or reject other rows: runs record it, and resume only with the same one.
 FILTERS_VERSION = "1"
@@ -36,6 +37,9 @@ TOXICITY = "toxicity"
 ROUND_TRIP = "round_trip"
 EXACT_DUPLICATE = "exact_duplicate"
 NEAR_DUPLICATE = "near_duplicate"
+
+# The rules of the role format alone, which the leaderboard's format validity checks too
+FORMAT_REASONS = (ROLE_PARSE, ROLES_ALTERNATE, BOTH_ROLES)
 
 FILTERS = {
     ROLE_PARSE: (
@@ -90,30 +94,32 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def ngrams(tokens: Sequence[str], n: int) -> set[tuple[str, ...]]:
-    if len(tokens) < n:
-        return {tuple(tokens)} if tokens else set()
-    return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
-
-
 def dialogue_text(dialogue: Sequence[Mapping[str, str]]) -> str:
     return " ".join(turn["text"] for turn in dialogue)
 
 
 @dataclass(frozen=True)
 class FilterConfig:
-    min_turns: int = 2
-    max_turns: int = 20
-    min_turn_words: int = 1
-    max_turn_words: int = 200
-    min_dialogue_words: int = 15
-    max_dialogue_words: int = 600
-    max_repeated_trigram_fraction: float = 0.4
-    max_consecutive_repeats: int = 4
-    near_duplicate_jaccard: float = NEAR_DUPLICATE_JACCARD
-    toxicity_threshold: float = 0.5
-    round_trip_min_rouge_l: float = 0.15
-    allow_continuation_lines: bool = False
+    min_turns: int = field(default=2, metadata={"help": "Fewest turns of a kept dialogue."})
+    max_turns: int = field(default=20, metadata={"help": "Most turns of a kept dialogue."})
+    min_turn_words: int = field(default=1, metadata={"help": "Fewest words of a turn."})
+    max_turn_words: int = field(default=200, metadata={"help": "Most words of a turn."})
+    min_dialogue_words: int = field(default=15, metadata={"help": "Fewest words of a dialogue."})
+    max_dialogue_words: int = field(default=600, metadata={"help": "Most words of a dialogue."})
+    max_repeated_trigram_fraction: float = field(
+        default=0.4, metadata={"help": "Most word 3-grams that may be repeats."}
+    )
+    max_consecutive_repeats: int = field(default=4, metadata={"help": "Most back-to-back repeats of a word span."})
+    near_duplicate_jaccard: float = field(
+        default=NEAR_DUPLICATE_JACCARD, metadata={"help": "Word n-gram Jaccard from which a row is a near duplicate."}
+    )
+    toxicity_threshold: float = field(default=0.5, metadata={"help": "Toxicity score from which a row is rejected."})
+    round_trip_min_rouge_l: float = field(
+        default=0.15, metadata={"help": "Least ROUGE-L of the round-trip summary against the input summary."}
+    )
+    allow_continuation_lines: bool = field(
+        default=False, metadata={"help": "A line that is no turn continues the turn before."}
+    )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -131,6 +137,13 @@ class Parsed:
     """The part of the generated text that was parsed as the dialogue."""
     trailing_text: str = ""
     """What the model wrote after the dialogue, dropped."""
+
+    @property
+    def format_error(self) -> str:
+        """Why the text is not a well-formed dialogue (every role-format reason), or ""."""
+        return "; ".join(
+            detail for reason, detail in zip(self.reasons, self.details, strict=True) if reason in FORMAT_REASONS
+        )
 
 
 def strip_quotes(text: str) -> tuple[str, bool]:
@@ -206,9 +219,9 @@ def _leakage(
         return f"foreign label {label.group(0).strip()!r}"
     spoken = words(dialogue_text(dialogue))
     spoken_text = " ".join(spoken)
-    spoken_ngrams = ngrams(spoken, INSTRUCTION_NGRAM)
+    spoken_ngrams = shingles(spoken, INSTRUCTION_NGRAM)
     instructions = [prompts.SYSTEM_PROMPTS[prompts.GENERATE], prompts.GENERATE_INSTRUCTION]
-    if any(ngrams(words(instruction), INSTRUCTION_NGRAM) & spoken_ngrams for instruction in instructions):
+    if any(shingles(words(instruction), INSTRUCTION_NGRAM) & spoken_ngrams for instruction in instructions):
         return "repeats the instructions"
     from evaluation.metrics.rouge import split_sentences
 
@@ -218,9 +231,10 @@ def _leakage(
             return f"copies the summary sentence {sentence!r}"
     if narration := NARRATION.search(dialogue_text(dialogue)):
         return f"narrates like a summary: {narration.group(0)!r}"
-    shingles = ngrams(spoken, SHINGLE_WORDS)
+    spoken_shingles = shingles(spoken, SHINGLE_WORDS)
     for index, example in enumerate(examples):
-        shared = len(shingles & ngrams(words(dialogue_text(example)), SHINGLE_WORDS)) / max(len(shingles), 1)
+        example_shingles = shingles(words(dialogue_text(example)), SHINGLE_WORDS)
+        shared = len(spoken_shingles & example_shingles) / max(len(spoken_shingles), 1)
         if shared >= EXAMPLE_COPY_FRACTION:
             return f"{shared:.0%} of its word {SHINGLE_WORDS}-grams come from few-shot example {index}"
     return None
@@ -238,7 +252,7 @@ def _repetition(dialogue: list[dict[str, str]], config: FilterConfig) -> str | N
         if len(key.split()) >= MIN_REPEATED_TURN_WORDS and key in seen:
             return f"the turn {turn['text'][:60]!r} is said twice"
         seen.add(key)
-    trigrams = [tuple(spoken[i : i + 3]) for i in range(len(spoken) - 2)]
+    trigrams = ngrams(spoken, 3)
     if trigrams:
         repeated = 1 - len(set(trigrams)) / len(trigrams)
         if repeated > config.max_repeated_trigram_fraction:
@@ -303,19 +317,19 @@ class DuplicateIndex:
         """`(reason, id of the kept row, jaccard)` if `dialogue` duplicates a kept row, else None."""
         if (other := self._exact.get(self._key(dialogue))) is not None:
             return EXACT_DUPLICATE, other, 1.0
-        shingles = ngrams(words(dialogue_text(dialogue)), SHINGLE_WORDS)
-        candidates = {other for shingle in shingles for other in self._postings.get(shingle, ())}
+        found = shingles(words(dialogue_text(dialogue)), SHINGLE_WORDS)
+        candidates = {other for shingle in found for other in self._postings.get(shingle, ())}
         best = None
         for other in sorted(candidates):
             other_shingles = self._shingles[other]
-            jaccard = len(shingles & other_shingles) / len(shingles | other_shingles)
+            jaccard = len(found & other_shingles) / len(found | other_shingles)
             if jaccard >= self.jaccard_threshold and (best is None or jaccard > best[2]):
                 best = (NEAR_DUPLICATE, other, jaccard)
         return best
 
     def add(self, row_id: str, dialogue: Sequence[Mapping[str, str]]) -> None:
         self._exact.setdefault(self._key(dialogue), row_id)
-        shingles = ngrams(words(dialogue_text(dialogue)), SHINGLE_WORDS)
-        self._shingles[row_id] = shingles
-        for shingle in shingles:
+        found = shingles(words(dialogue_text(dialogue)), SHINGLE_WORDS)
+        self._shingles[row_id] = found
+        for shingle in found:
             self._postings[shingle].append(row_id)

@@ -237,8 +237,8 @@ def write_dataset_folder(result: RunResult, folder: Path, repo_id: str, tag: str
 
 
 def publish(result: RunResult, repo_id: str, *, tag: str | None = None, api=None) -> PublishResult:
-    """Push the run to the dataset repo `repo_id` in one commit; tag it with `tag` if that tag is new (the same rows
-    make no new commit, and an existing tag is never moved: see `publish_dataset`)."""
+    """Push the run to the dataset repo `repo_id` in one commit as release `tag` (the same rows make no new commit,
+    and an existing tag is never moved: see `dialoghub.hub.publish`)."""
     sizes = ", ".join(f"{split} {len(result.kept(split))}" for split in result.config.splits)
     generator = result.provenance["generator"]
     adapter = f" + {generator['adapter_id']}@{generator['adapter_sha']}" if generator["adapter_id"] else ""

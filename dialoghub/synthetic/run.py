@@ -19,7 +19,14 @@ from typing import Any
 
 from dialoghub import prompts
 from dialoghub.base_models import RELEASE_TAG, SMOLLM2
-from dialoghub.generation import GenerationSettings, Generator, load_generator, resolve_repo
+from dialoghub.generation import (
+    ROUND_TRIP_GENERATION,
+    GenerationSettings,
+    Generator,
+    load_generator,
+    round_trip_summaries,
+)
+from dialoghub.hub.refs import resolve_repo
 from dialoghub.paths import base_dir, project_org
 from dialoghub.synthetic import filters
 from dialoghub.synthetic.shards import ShardStore, run_key
@@ -36,8 +43,6 @@ DEFAULT_SUMMARIZER_ADAPTER = f"{project_org()}/summarizer-lora"
 DEFAULT_GENERATION = GenerationSettings(
     max_new_tokens=256, do_sample=True, temperature=0.7, top_p=0.9, repetition_penalty=1.1, stop_loops=3, batch_size=8
 )
-# Round-trip summaries are short; greedy makes them reproducible.
-ROUND_TRIP_GENERATION = GenerationSettings(max_new_tokens=96, stop_loops=3)
 KEPT = "kept"
 REJECTED = "rejected"
 
@@ -46,36 +51,59 @@ REJECTED = "rejected"
 class SyntheticConfig:
     """What to generate from, with what, and how to filter it. `model`/`adapter`/`summarizer` take `ID[@REV]`."""
 
-    source: str = DEFAULT_SOURCE
-    source_revision: str | None = None
-    source_config: str | None = None
-    summary_column: str = "summaries"
-    """A string column, or a list-of-strings column (every summary of a row is a candidate, see all_summaries)."""
-    id_column: str = "conversation_id"
-    dialogue_column: str = "dialogue"
-    """Only read for few-shot examples."""
-    all_summaries: bool = True
-    splits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SPLITS))
-    """Output split -> number of kept rows wanted."""
-    source_splits: dict[str, str] | None = None
-    """Output split -> source split its summaries come from (default: the same name); no two may share one."""
-    model: str | None = DEFAULT_MODEL
-    adapter: str | None = None
-    load_in_4bit: bool = False
-    few_shot: int = 0
-    few_shot_split: str = "train"
-    few_shot_max_words: int | None = 150
-    """Examples are drawn among the dialogues of at most this many words: a model imitates its example's length,
-    and long examples make long prompts and long answers (which `max_new_tokens` then cuts)."""
-    seed: int = 0
+    source: str = field(default=DEFAULT_SOURCE, metadata={"help": "Dataset repo ID[@REV] holding the summaries."})
+    source_revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of source."})
+    source_config: str | None = field(default=None, metadata={"help": "Dataset config of source."})
+    summary_column: str = field(
+        default="summaries",
+        metadata={
+            "help": "A string column, or a list-of-strings column (each summary a candidate, see all_summaries)."
+        },
+    )
+    id_column: str = field(default="conversation_id", metadata={"help": "The source's conversation id column."})
+    dialogue_column: str = field(default="dialogue", metadata={"help": "Only read for few-shot examples."})
+    all_summaries: bool = field(
+        default=True, metadata={"help": "One candidate per summary of a row (false: its first summary only)."}
+    )
+    splits: dict[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_SPLITS),
+        metadata={"help": "Output split -> number of kept rows wanted, e.g. train=20,validation=5,test=5."},
+    )
+    source_splits: dict[str, str] | None = field(
+        default=None,
+        metadata={"help": "Output split -> source split of its summaries (none: the same name), e.g. test=valid."},
+    )
+    model: str | None = field(
+        default=DEFAULT_MODEL, metadata={"help": "Causal LM ID[@REV] or folder (none: the adapter's base)."}
+    )
+    adapter: str | None = field(default=None, metadata={"help": "PEFT adapter ID[@REV] or folder, or none."})
+    load_in_4bit: bool = field(default=False, metadata={"help": "Quantize the model with bitsandbytes (GPU)."})
+    few_shot: int = field(default=0, metadata={"help": "Examples from few_shot_split in each prompt."})
+    few_shot_split: str = field(default="train", metadata={"help": "Source split the few-shot examples come from."})
+    few_shot_max_words: int | None = field(
+        default=150,
+        metadata={
+            "help": "Draw examples among the dialogues of at most this many words (none: any). A model imitates its "
+            "example's length, and long examples make long prompts and answers that max_new_tokens then cuts."
+        },
+    )
+    seed: int = field(
+        default=0, metadata={"help": "One seed for the run: candidate order, few-shot draws, per-batch sampling."}
+    )
     generation: GenerationSettings = DEFAULT_GENERATION
     """Its `seed` is replaced by the run's `seed`; each batch is sampled with a seed derived from it."""
     filters: filters.FilterConfig = field(default_factory=filters.FilterConfig)
-    toxicity_scorer: str = "profanity-check"
-    summarizer: str | None = None
-    """The round-trip summarizer's base model; with only `summarizer_adapter`, the adapter's own base."""
-    summarizer_adapter: str | None = None
-    backend: str = "auto"
+    toxicity_scorer: str = field(
+        default="profanity-check", metadata={"help": "profanity-check, or a toxicity classifier ID[@REV]."}
+    )
+    summarizer: str | None = field(
+        default=None,
+        metadata={"help": "Round-trip summarizer base model ID[@REV] (none: with summarizer_adapter, its base)."},
+    )
+    summarizer_adapter: str | None = field(
+        default=None, metadata={"help": "Round-trip summarizer adapter ID[@REV], or none."}
+    )
+    backend: str = field(default="auto", metadata={"help": "auto, transformers or vllm (used only if installed)."})
 
     def __post_init__(self) -> None:
         # One seed for the whole run: candidate order, few-shot draws and (per batch) sampling.
@@ -315,10 +343,7 @@ class DialogueFactory:
         from evaluation.metrics.rouge import rouge_per_sample
 
         conversations = [prompts.summarize_messages(row["dialogue"], row["conversation_id"]) for row in rows]
-        completions = self.summarizer.generate(
-            conversations, ROUND_TRIP_GENERATION, sort_by_length=False, progress=False
-        )
-        summaries = [" ".join(completion.text.split()) for completion in completions]
+        summaries = round_trip_summaries(self.summarizer, conversations)
         scores = rouge_per_sample(summaries, [[row["summary"]] for row in rows], protocol="max")["rougeL"]
         minimum = self.config.filters.round_trip_min_rouge_l
         for row, summary, score in zip(rows, summaries, scores, strict=True):

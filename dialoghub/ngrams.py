@@ -1,0 +1,18 @@
+"""Word n-grams, the one definition every overlap rule uses: near-duplicate and leakage checks, copy and
+repetition filters, distinct-n."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    """Every run of `n` consecutive tokens, in order, repeats included (none when there are fewer than `n`)."""
+    return [tuple(tokens[start : start + n]) for start in range(len(tokens) - n + 1)]
+
+
+def shingles(tokens: Sequence[str], n: int) -> set[tuple[str, ...]]:
+    """The distinct n-grams; a text shorter than `n` is its own one shingle, so that two short texts still compare."""
+    if len(tokens) < n:
+        return {tuple(tokens)} if tokens else set()
+    return set(ngrams(tokens, n))

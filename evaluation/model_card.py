@@ -1,0 +1,81 @@
+"""A leaderboard record's headline metrics written into the evaluated adapter's card as `model-index`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dialoghub.cards import MODEL_INDEX_TASK_TYPES
+from evaluation.tasks import get_task
+
+SOURCE_NAME = "dialoghub leaderboard"
+
+
+def eval_results(record: dict[str, Any], source_url: str | None = None) -> list:
+    """The task's leaderboard metrics of `record` as `huggingface_hub.EvalResult`s (values exactly as recorded)."""
+    from huggingface_hub import EvalResult
+
+    task = get_task(record["task"])
+    dataset = record["dataset"]
+    return [
+        EvalResult(
+            task_type=MODEL_INDEX_TASK_TYPES[task.prompt_task],
+            task_name=task.name,
+            dataset_type=dataset["id"],
+            dataset_name=dataset["id"].split("/")[-1],
+            dataset_config=dataset["config"],
+            dataset_split=dataset["split"],
+            dataset_revision=dataset["sha"],
+            metric_type=metric,
+            metric_name=f"{task.label(metric)} ({record['protocol']})",
+            metric_value=record["metrics"][metric]["value"],
+            metric_config=record["protocol"],
+            source_name=SOURCE_NAME,
+            source_url=source_url,
+        )
+        for metric in task.leaderboard_metrics
+        if metric in record["metrics"]
+    ]
+
+
+def _same_slot(old, new) -> bool:
+    return (old.task_name, old.dataset_type, old.dataset_split, old.metric_type, old.metric_config) == (
+        new.task_name,
+        new.dataset_type,
+        new.dataset_split,
+        new.metric_type,
+        new.metric_config,
+    )
+
+
+def update_model_card(record: dict[str, Any], source_url: str | None = None, api=None) -> str:
+    """Write the record's metrics into the evaluated adapter's card (`model-index`) as a new commit on its main
+    branch; entries of the same task, dataset split, metric and protocol are replaced, others kept. Returns the sha."""
+    from huggingface_hub import HfApi, ModelCard, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    system = record["system"]
+    if not system.get("adapter_id"):
+        raise ValueError("update_card writes into the evaluated adapter's card: evaluate with --adapter")
+    repo_id = system["adapter_id"]
+    api = api or HfApi()
+    head = api.model_info(repo_id).sha
+    try:
+        card = ModelCard.load(hf_hub_download(repo_id, "README.md", revision=head))
+    except EntryNotFoundError:
+        card = ModelCard("---\n---\n")
+    new = eval_results(record, source_url)
+    card.data.model_name = card.data.model_name or repo_id.split("/")[-1]
+    kept = [old for old in card.data.eval_results or [] if not any(_same_slot(old, entry) for entry in new)]
+    card.data.eval_results = kept + new
+    card = ModelCard(str(card))  # re-parse what will be pushed, and check it the way the Hub's readers will
+    _, parsed = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    for entry in new:
+        if not any(_same_slot(read, entry) and read.metric_value == entry.metric_value for read in parsed):
+            raise RuntimeError(f"{repo_id}: the card's model-index does not read back {entry.metric_type}")
+    commit = card.push_to_hub(
+        repo_id,
+        commit_message=f"Evaluation results: {record['task']} ({record['dataset']['split']} split)",
+        parent_commit=head,
+    )
+    return commit.oid
