@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dialoghub.cards import MODEL_INDEX_TASK_TYPES
+from evaluation.metrics.report import metric_protocol
 from evaluation.tasks import get_task
 
 SOURCE_NAME = "dialoghub leaderboard"
@@ -26,9 +27,9 @@ def eval_results(record: dict[str, Any], source_url: str | None = None) -> list:
             dataset_split=dataset["split"],
             dataset_revision=dataset["sha"],
             metric_type=metric,
-            metric_name=f"{task.label(metric)} ({record['protocol']})",
+            metric_name=f"{task.label(metric)} ({metric_protocol(metric, record['protocol'])})",
             metric_value=record["metrics"][metric]["value"],
-            metric_config=record["protocol"],
+            metric_config=metric_protocol(metric, record["protocol"]),
             source_name=SOURCE_NAME,
             source_url=source_url,
         )

@@ -21,7 +21,10 @@ def test_cpu_recipe_defaults_to_the_offline_base_and_can_be_overridden(adapter, 
     assert (script_args.dataset_name, script_args.dataset_config) == ("org/tweetsumm-clean", "default")
     assert script_args.dataset_revision and model_args.model_revision
     assert model_args.model_name_or_path == "dialoghub/SmolLM2-135M-Instruct-q4_1"
-    assert training_args.use_cpu and not training_args.bf16 and training_args.max_length == 512
+    # The generator's target is the dialogue: its max_length holds the longest training dialog whole
+    assert training_args.use_cpu and not training_args.bf16
+    assert training_args.max_length == {prompts.SUMMARIZE: 512, prompts.GENERATE: 896}[task]
+    assert model_args.dtype == "auto" and training_args.share_prompt
     assert training_args.completion_logits_only and training_args.flatten_batches
     assert training_args.report_to == ["trackio"]
     assert training_args.hub_model_id == f"org/{adapter}"

@@ -32,6 +32,12 @@ from evaluation.metrics.toxicity import ToxicityScorer, summarize_toxicity
 LEAVE_ONE_OUT = "leave-one-out"
 # Metric-name prefix of the single-reference ROUGE scores (first reference, `evaluate`'s defaults)
 FIRST_REFERENCE = "ref1_"
+FIRST_REFERENCE_PROTOCOL = "first-reference"
+
+
+def metric_protocol(metric: str, protocol: str) -> str:
+    """The reference protocol a metric of a report under `protocol` was computed with."""
+    return FIRST_REFERENCE_PROTOCOL if metric.startswith(FIRST_REFERENCE) else protocol
 
 
 @dataclass(frozen=True)
