@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from dialoghub import prompts
+from dialoghub.hardware import AUTO, resolve_dtype
 from dialoghub.hub.refs import ResolvedRepo, resolve_repo
 
 logger = logging.getLogger(__name__)
@@ -379,6 +380,9 @@ def load_tokenizer(repo_id: str, revision: str | None = None, padding_side: str 
     return tokenizer
 
 
+AS_STORED = "as-stored"
+
+
 def load_generator(
     model: str | None,
     adapter: str | None = None,
@@ -388,11 +392,14 @@ def load_generator(
     backend: str = "auto",
     load_in_4bit: bool = False,
     merge_adapter: bool = True,
+    dtype: str | None = AUTO,
 ) -> Generator:
     """Load `model` (`ID`, `ID@REV` or a folder) with an optional PEFT `adapter` (same forms) at resolved commits.
 
     With no `model`, the adapter's own base (from its adapter_config.json) is used. The adapter is merged into the
     weights for speed unless the base is quantized (`load_in_4bit`, the GPU recipe) or `merge_adapter=False`.
+    `dtype` "auto" is the fastest this CPU computes (`hardware.resolve_dtype`: bfloat16 only with bf16 matrix
+    instructions) and the checkpoint's own on GPU; "as-stored" keeps the checkpoint's; float32/bfloat16 as given.
     """
     backend = choose_backend(backend)
     adapter_repo = resolve_repo(adapter, adapter_revision) if adapter else None
@@ -434,6 +441,9 @@ def load_generator(
         if merge_adapter and not load_in_4bit:
             language_model = language_model.merge_and_unload()
             merged = True
+    if not load_in_4bit and (target := resolve_dtype(dtype, device)) not in (AUTO, AS_STORED):
+        # Cast after the merge, so the adapter is merged at the checkpoint's own precision.
+        language_model.to(getattr(torch, target))
     language_model.eval()
     return Generator(language_model, tokenizer, base, adapter_repo, backend="transformers", adapter_merged=merged)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from dialoghub.hub.embedded import hub_session
 from dialoghub.recipes import configure_logging, parse_recipe
 from dialoghub.synthetic import default_repo_id
+from dialoghub.synthetic.comparison import format_comparison
 from dialoghub.synthetic.publish import NothingToPublishError, publish
 from dialoghub.synthetic.run import (
     DEFAULT_GENERATOR_ADAPTER,
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             print("Filter                 examined  rejected")
             for count in filter_counts(result.all_rows()):
                 print(f"  {count['name']:<20} {count['examined']:>8} {count['rejected']:>9}")
+            if result.comparison:
+                print(format_comparison(result.comparison))
             generated = len(result.all_rows())
             print(f"Elapsed: {time.perf_counter() - started:.0f}s for {generated} generated dialogue(s)")
             if not args.push:

@@ -2,6 +2,7 @@
 the scripted tiny generator (tests/scripted_model.py): half its dialogues end properly, half loop until cut."""
 
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from huggingface_hub import DatasetCard, HfApi
 from dialoghub import processes, prompts
 from dialoghub.generation import GenerationSettings, load_generator
 from dialoghub.paths import REPO_ROOT
-from dialoghub.synthetic import filters, generate_and_publish
+from dialoghub.synthetic import comparison, filters, generate_and_publish
 from dialoghub.synthetic.filters import FilterConfig
 from dialoghub.synthetic.publish import features, publish
 from dialoghub.synthetic.run import (
@@ -153,6 +154,59 @@ def test_generate_and_publish_is_the_stage_in_one_call(setup, hub_api, repo_name
     card = DatasetCard.load(repo_name, repo_type="dataset")
     assert f"| round-trip summarizer | `{setup['model'].split('@')[0]}@" in card.text
     assert "not applied" not in card.text
+
+
+def identity_adapter(setup, folder):
+    """A LoRA adapter whose update is zero (peft's B = 0 init): merged, the scripted model still writes its script."""
+    from peft import LoraConfig, get_peft_model
+
+    model = load_generator(setup["model"]).model
+    get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(folder)
+    return str(folder)
+
+
+def test_the_generator_is_compared_with_the_base_model_on_the_same_summaries(setup, hub_api, repo_name, tmp_path):
+    adapter = identity_adapter(setup, tmp_path / "adapter")
+    config = small_config(setup, adapter=adapter, compare_split="validation", compare_samples=6, baseline_few_shot=1)
+    work_dir = tmp_path / "work"
+    result = generate_dialogues(config, work_dir=work_dir, progress=False)
+    found = result.comparison
+    assert found["samples"] == 6 and found["baseline"]["few_shot"] == 1
+    assert found["baseline"]["adapter_id"] is None
+
+    shards = sorted(path.name for path in (work_dir / "shards").glob("validation*.jsonl"))
+    assert shards == [f"validation{side}-{chunk:06d}.jsonl" for side in ("", "-baseline") for chunk in (0, 1)]
+    store_rows = {
+        side: [
+            json.loads(line)
+            for chunk in (0, 1)
+            for line in (work_dir / "shards" / f"validation{side}-{chunk:06d}.jsonl").read_text().splitlines()
+        ][:6]
+        for side in ("", "-baseline")
+    }
+    generator_rows, baseline_rows = store_rows[""], store_rows["-baseline"]
+    assert [row["summary"] for row in generator_rows] == [row["summary"] for row in baseline_rows]
+    assert all(row["few_shot_ids"] == [] for row in generator_rows)
+    assert all(len(row["few_shot_ids"]) == 1 for row in baseline_rows)
+    for name, sides in found["metrics"].items():
+        ours = comparison.per_summary_scores(generator_rows)[name]
+        theirs = comparison.per_summary_scores(baseline_rows)[name]
+        assert sides["generator"]["value"] == pytest.approx(sum(ours) / 6)
+        assert sides["baseline"]["value"] == pytest.approx(sum(theirs) / 6)
+        assert sides["difference"]["value"] == pytest.approx((sum(ours) - sum(theirs)) / 6)
+        assert sides["difference"]["ci_low"] <= sides["difference"]["value"] <= sides["difference"]["ci_high"]
+    half_loop = found["metrics"]["passed_text_filters"]["generator"]["value"]
+    assert 0 < half_loop < 100, "the scripted model cuts about half its dialogues at the token limit"
+
+    before = shard_contents(work_dir)
+    assert generate_dialogues(config, work_dir=work_dir, progress=False).comparison == found
+    assert shard_contents(work_dir) == before, "a second run reuses every shard, the baseline's included"
+
+    publish(result, repo_name)
+    card = DatasetCard.load(repo_name, repo_type="dataset").text
+    assert "## The generator against the base model with 1 worked example" in card
+    passed = found["metrics"]["passed_text_filters"]
+    assert f"| Passed the text filters % | {passed['generator']['value']:.1f} [" in card
 
 
 def test_few_shot_prompts_draw_other_conversations_with_the_seed(setup, tmp_path):

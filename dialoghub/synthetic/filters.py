@@ -40,6 +40,18 @@ NEAR_DUPLICATE = "near_duplicate"
 
 # The rules of the role format alone, which the leaderboard's format validity checks too
 FORMAT_REASONS = (ROLE_PARSE, ROLES_ALTERNATE, BOTH_ROLES)
+# What a dialogue's text must pass, before toxicity, round trip and duplicates are looked at.
+TEXT_FILTERS = (
+    ROLE_PARSE,
+    ROLES_ALTERNATE,
+    BOTH_ROLES,
+    TRUNCATED,
+    TURN_COUNT,
+    TURN_LENGTH,
+    DIALOGUE_LENGTH,
+    PROMPT_LEAKAGE,
+    REPETITION,
+)
 
 FILTERS = {
     ROLE_PARSE: (

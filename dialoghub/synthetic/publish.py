@@ -23,6 +23,7 @@ from dialoghub.data.parquet_repo import (
 )
 from dialoghub.paths import REPO_ROOT
 from dialoghub.synthetic import filters
+from dialoghub.synthetic.comparison import COMPARED_METRICS
 from dialoghub.synthetic.run import RunResult, filter_counts, stop_reasons
 
 CONFIGS = ("default", "rejected")
@@ -218,6 +219,8 @@ def render_card(result: RunResult, rows, data_files: list[DataFile], repo_id: st
         filter_counts=filter_counts(all_rows),
         filter_names=filters.FILTERS,
         stop_reasons=stop_reasons(all_rows),
+        comparison=result.comparison,
+        comparison_labels=COMPARED_METRICS,
         prompt_json=json.dumps(example_prompt(result), indent=2, ensure_ascii=False),
         generation_json=json.dumps(result.provenance["generation"], indent=2, sort_keys=True),
         model_license=model_license(result.provenance["generator"]),

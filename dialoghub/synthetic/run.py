@@ -28,7 +28,7 @@ from dialoghub.generation import (
 )
 from dialoghub.hub.refs import resolve_repo
 from dialoghub.paths import base_dir, project_org
-from dialoghub.synthetic import filters
+from dialoghub.synthetic import comparison, filters
 from dialoghub.synthetic.shards import ShardStore, run_key
 
 logger = logging.getLogger(__name__)
@@ -104,6 +104,15 @@ class SyntheticConfig:
         default=None, metadata={"help": "Round-trip summarizer adapter ID[@REV], or none."}
     )
     backend: str = field(default="auto", metadata={"help": "auto, transformers or vllm (used only if installed)."})
+    compare_split: str | None = field(
+        default=None,
+        metadata={
+            "help": "With an adapter: an output split whose first compare_samples summaries the base model also "
+            "writes, with baseline_few_shot examples, through the same filters (none: no comparison)."
+        },
+    )
+    compare_samples: int = field(default=32, metadata={"help": "Summaries of compare_split both generators write."})
+    baseline_few_shot: int = field(default=1, metadata={"help": "Worked examples in the baseline's prompts."})
 
     def __post_init__(self) -> None:
         # One seed for the whole run: candidate order, few-shot draws and (per batch) sampling.
@@ -123,6 +132,17 @@ class SyntheticConfig:
             )
         if self.few_shot < 0:
             raise ValueError(f"few_shot must be >= 0, got {self.few_shot}")
+        if self.comparing:
+            if self.compare_split not in self.splits:
+                raise ValueError(f"compare_split {self.compare_split!r} is not an output split of {self.splits}")
+            if self.model is None:
+                raise ValueError("the comparison with the base model needs `model` (the adapter's base)")
+            if self.compare_samples < 1:
+                raise ValueError(f"compare_samples must be >= 1, got {self.compare_samples}")
+
+    @property
+    def comparing(self) -> bool:
+        return bool(self.compare_split and self.adapter)
 
     @property
     def round_trip(self) -> bool:
@@ -237,6 +257,8 @@ class RunResult:
     """Every generated row by split, in generation order, each with its `status` and `reasons`."""
     source_sizes: dict[str, int]
     """Candidates available per output split."""
+    comparison: dict | None = None
+    """The generator against the base model with worked examples (`comparison.compare`), when asked for."""
 
     def kept(self, split: str) -> list[dict]:
         """The rows published in the default config: the first `target` kept rows."""
@@ -360,13 +382,14 @@ def load_source(config: SyntheticConfig):
     dataset = load_dataset(source.repo_id, config.source_config, revision=source.load_revision)
     name = str(source)
     needed = {config.source_split_of(split) for split in config.splits}
-    if config.few_shot:
+    uses_examples = config.few_shot or (config.comparing and config.baseline_few_shot)
+    if uses_examples:
         needed.add(config.few_shot_split)
     if missing := sorted(needed - set(dataset)):
         raise ValueError(f"{name} has no split {missing} (it has {sorted(dataset)}); map splits with source_splits")
     for split in sorted(needed):
         columns = set(dataset[split].column_names)
-        wanted = {config.id_column, config.summary_column} | ({config.dialogue_column} if config.few_shot else set())
+        wanted = {config.id_column, config.summary_column} | ({config.dialogue_column} if uses_examples else set())
         if missing := sorted(wanted - columns):
             raise ValueError(f"{name} split {split!r} has no column {missing} (it has {sorted(columns)})")
     return source, dataset
@@ -431,12 +454,7 @@ def generate_dialogues(
             for chunk, chunk_candidates in enumerate(chunks):
                 if kept >= target:
                     break
-                if store.has(split, chunk):
-                    chunk_rows = store.read(split, chunk)
-                    factory.remember(chunk_rows)
-                else:
-                    chunk_rows = factory.make_rows(split, chunk, chunk_candidates, pool)
-                    store.write(split, chunk, chunk_rows)
+                chunk_rows = chunk_rows_of(store, factory, split, chunk, chunk_candidates, pool)
                 rows[split] += chunk_rows
                 new = min(sum(row["status"] == KEPT for row in chunk_rows), target - kept)
                 kept += new
@@ -444,20 +462,52 @@ def generate_dialogues(
                 bar.set_postfix(generated=len(rows[split]), rejected=len(rows[split]) - kept)
         if kept < target:
             logger.warning("%s: only %d of %d rows kept; the source split has no more summaries", split, kept, target)
-    return RunResult(config, provenance, store.directory, rows, source_sizes)
+    result = RunResult(config, provenance, store.directory, rows, source_sizes)
+    if config.comparing:
+        result.comparison = compare_with_baseline(config, source, dataset, store, factory, summarizer, rows)
+    return result
 
 
-TEXT_FILTERS = (
-    filters.ROLE_PARSE,
-    filters.ROLES_ALTERNATE,
-    filters.BOTH_ROLES,
-    filters.TRUNCATED,
-    filters.TURN_COUNT,
-    filters.TURN_LENGTH,
-    filters.DIALOGUE_LENGTH,
-    filters.PROMPT_LEAKAGE,
-    filters.REPETITION,
-)
+def chunk_rows_of(store: ShardStore, factory, split: str, chunk: int, candidates: list[Candidate], pool) -> list[dict]:
+    """A chunk's rows: from its shard if a run already wrote it, else generated, filtered and written."""
+    if store.has(split, chunk):
+        rows = store.read(split, chunk)
+        factory.remember(rows)
+        return rows
+    rows = factory.make_rows(split, chunk, candidates, pool)
+    store.write(split, chunk, rows)
+    return rows
+
+
+def compare_with_baseline(
+    config: SyntheticConfig, source, dataset, store: ShardStore, factory, summarizer, rows: dict[str, list[dict]]
+) -> dict:
+    """The run's generator and the base model with worked examples on the first `compare_samples` summaries of
+    `compare_split`. The generator's side is the run's own rows (its chunks continued if the run stopped earlier);
+    the baseline's chunks are shards of their own, so a resumed run reuses them too."""
+    split, source_split = config.compare_split, config.source_split_of(config.compare_split)
+    candidates = candidates_of(dataset[source_split], config, f"{source}:{source_split}")
+    wanted = min(config.compare_samples, len(candidates))
+    size = config.generation.batch_size
+    generator_rows = list(rows[split])
+    while len(generator_rows) < wanted:
+        chunk = len(generator_rows) // size
+        generator_rows += chunk_rows_of(
+            store, factory, split, chunk, candidates[chunk * size : (chunk + 1) * size], None
+        )
+    baseline = comparison.baseline_config(config)
+    baseline_generator = load_generator(config.model, None, backend=config.backend, load_in_4bit=config.load_in_4bit)
+    baseline_factory = DialogueFactory(baseline, baseline_generator, summarizer)
+    pool = FewShotPool(dataset[config.few_shot_split], baseline) if baseline.few_shot else None
+    baseline_rows = []
+    for chunk, start in enumerate(range(0, wanted, size)):
+        baseline_rows += chunk_rows_of(
+            store, baseline_factory, split + comparison.BASELINE_SUFFIX, chunk, candidates[start : start + size], pool
+        )
+    found = comparison.compare(generator_rows[:wanted], baseline_rows[:wanted], seed=config.seed)
+    return found | comparison.comparison_provenance(config, baseline_generator)
+
+
 LATER_STAGES = ((filters.TOXICITY,), (filters.ROUND_TRIP,), (filters.EXACT_DUPLICATE, filters.NEAR_DUPLICATE))
 ALWAYS_CHECKED = (filters.ROLE_PARSE, filters.TRUNCATED)
 
@@ -470,8 +520,8 @@ def filter_counts(rows: list[dict]) -> list[dict]:
     everything before them.
     """
     parsed = [row for row in rows if filters.ROLE_PARSE not in row["reasons"]]
-    counts = [(name, rows if name in ALWAYS_CHECKED else parsed) for name in TEXT_FILTERS]
-    earlier = set(TEXT_FILTERS)
+    counts = [(name, rows if name in ALWAYS_CHECKED else parsed) for name in filters.TEXT_FILTERS]
+    earlier = set(filters.TEXT_FILTERS)
     for stage in LATER_STAGES:
         examined = [row for row in rows if not earlier & set(row["reasons"])]
         counts += [(name, examined) for name in stage]
