@@ -42,6 +42,12 @@ class GenerationSettings:
         metadata={"help": "Seeds the sampler before each batch (see `batch_seed`); greedy decoding ignores it."},
     )
     batch_size: int = field(default=8, metadata={"help": "Prompts generated together."})
+    num_beams: int = field(default=1, metadata={"help": "Beam search width (1: no beam search)."})
+    length_penalty: float = field(
+        default=1.0,
+        metadata={"help": "Beam search only: > 1 favours longer answers, < 1 shorter (the score's length exponent)."},
+    )
+    no_repeat_ngram_size: int = field(default=0, metadata={"help": "Never repeat an n-gram of this size (0: off)."})
     stop_loops: int = field(
         default=0,
         metadata={
@@ -67,6 +73,13 @@ class GenerationSettings:
             problems.append(f"stop_loops must be 0 (off) or >= 2 repetitions, got {self.stop_loops}")
         if self.repetition_penalty <= 0:
             problems.append(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if self.num_beams < 1:
+            problems.append(f"num_beams must be >= 1, got {self.num_beams}")
+        if self.num_beams > 1 and (self.do_sample or self.stop_loops):
+            # The loop detector reads one row per prompt, beam search has num_beams rows per prompt.
+            problems.append("beam search (num_beams > 1) goes with greedy decoding and stop_loops 0")
+        if self.no_repeat_ngram_size < 0:
+            problems.append(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
         if problems:
             raise ValueError("invalid generation settings: " + "; ".join(problems))
 
@@ -94,6 +107,10 @@ class GenerationSettings:
             kwargs |= {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k or None}
         if self.repetition_penalty != 1.0:
             kwargs["repetition_penalty"] = self.repetition_penalty
+        if self.num_beams > 1:
+            kwargs |= {"num_beams": self.num_beams, "length_penalty": self.length_penalty, "early_stopping": True}
+        if self.no_repeat_ngram_size:
+            kwargs["no_repeat_ngram_size"] = self.no_repeat_ngram_size
         return kwargs
 
 
@@ -291,6 +308,8 @@ class Generator:
 
         if settings.stop_loops:
             logger.warning("stop_loops is not applied by the vllm backend")
+        if settings.num_beams > 1 or settings.no_repeat_ngram_size:
+            logger.warning("num_beams and no_repeat_ngram_size are not applied by the vllm backend")
         params = SamplingParams(
             max_tokens=settings.max_new_tokens,
             temperature=settings.temperature if settings.do_sample else 0.0,

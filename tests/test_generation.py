@@ -1,6 +1,7 @@
 """The shared generator: revisions resolved to shas, batched = one at a time, seeded sampling, loop stopping,
 adapters. Models are the scripted tiny Llama (tests/scripted_model.py), published to the real embedded Hub."""
 
+import dataclasses
 import json
 
 import pytest
@@ -86,6 +87,25 @@ def test_generator_records_what_it_loaded(generator, scripted_repo):
     assert provenance["adapter_id"] is None
     assert provenance["prompt_version"] == prompts.PROMPT_VERSION
     assert generator.tokenizer.padding_side == "left"
+
+
+def test_beam_search_settings_reach_generate_and_decode_every_prompt(generator):
+    with pytest.raises(ValueError, match="beam search"):
+        GenerationSettings(num_beams=4, stop_loops=3)
+    with pytest.raises(ValueError, match="beam search"):
+        GenerationSettings(num_beams=4, do_sample=True)
+    beams = GenerationSettings(max_new_tokens=12, num_beams=3, length_penalty=0.5, no_repeat_ngram_size=3)
+    assert beams.transformers_kwargs() == {
+        "max_new_tokens": 12,
+        "do_sample": False,
+        "num_beams": 3,
+        "length_penalty": 0.5,
+        "early_stopping": True,
+        "no_repeat_ngram_size": 3,
+    }
+    completions = generator.generate(conversations(), dataclasses.replace(beams, batch_size=2), progress=False)
+    assert len(completions) == len(SUMMARIES)
+    assert all(any(completion.text.startswith(opener) for opener in CUSTOMER_OPENERS) for completion in completions)
 
 
 def test_batched_generation_equals_one_at_a_time_and_keeps_the_order(generator):
