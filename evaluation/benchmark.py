@@ -40,6 +40,26 @@ FIELD_SPECS = {
 }
 
 
+# Toxicity of the answers, recorded as statistics (probabilities in [0, 1], lower is better) rather than as metrics
+# with intervals; they are benchmark tasks too, so that the results carry them.
+STATISTIC_METRICS = {"toxicity_mean": "Toxicity (mean probability)", "toxic_fraction": "Toxic fraction"}
+
+
+def result_metrics(task: Task) -> list[str]:
+    """What a task's results hold: its leaderboard metrics, then the toxicity statistics."""
+    return [*task.leaderboard_metrics, *(name for name in STATISTIC_METRICS if name not in task.leaderboard_metrics)]
+
+
+def recorded_value(record: dict[str, Any], metric: str) -> float | None:
+    if metric in record["metrics"]:
+        return record["metrics"][metric]["value"]
+    return record.get("statistics", {}).get(metric) if metric in STATISTIC_METRICS else None
+
+
+def metric_label(task: Task, metric: str) -> str:
+    return STATISTIC_METRICS.get(metric) or task.label(metric)
+
+
 def benchmark_task_id(task: Task, metric: str) -> str:
     return task.name if metric == task.headline_metric else f"{task.name}{TASK_METRIC_SEPARATOR}{metric}"
 
@@ -49,7 +69,7 @@ def task_metric(task_id: str) -> tuple[Task, str]:
     name, _, metric = task_id.partition(TASK_METRIC_SEPARATOR)
     task = get_task(name)
     metric = metric or task.headline_metric
-    if metric not in task.leaderboard_metrics:
+    if metric not in result_metrics(task):
         raise ValueError(f"{task_id!r}: {task.name} has no leaderboard metric {metric!r}")
     return task, metric
 
@@ -61,7 +81,7 @@ def benchmark_tasks(dataset_name: str | None = None) -> list[tuple[str, Task, st
     others = [
         (benchmark_task_id(task, metric), task, metric)
         for task in tasks
-        for metric in task.leaderboard_metrics
+        for metric in result_metrics(task)
         if metric != task.headline_metric
     ]
     return headlines + others
@@ -90,7 +110,7 @@ def eval_yaml(dataset_id: str) -> dict[str, Any]:
                     {"name": "system_message", "args": {"template": prompts.SYSTEM_PROMPTS[task.prompt_task]}},
                     {"name": "generate"},
                 ],
-                "scorers": [{"name": f"dialoghub/{metric}", "args": {"label": task.label(metric)}}],
+                "scorers": [{"name": f"dialoghub/{metric}", "args": {"label": metric_label(task, metric)}}],
             }
             for task_id, task, metric in tasks
         ],
@@ -98,7 +118,9 @@ def eval_yaml(dataset_id: str) -> dict[str, Any]:
 
 
 def eval_yaml_bytes(dataset_id: str) -> bytes:
-    return yaml.safe_dump(eval_yaml(dataset_id), sort_keys=False, allow_unicode=True).encode("utf-8")
+    # A copy of every shared value: YAML would write repeated objects as aliases, which the Hub's readers refuse.
+    spec = json.loads(json.dumps(eval_yaml(dataset_id)))
+    return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True).encode("utf-8")
 
 
 def publish_benchmark(dataset_id: str, api=None) -> str | None:
@@ -155,14 +177,22 @@ def benchmark_mismatch(record: dict[str, Any]) -> str | None:
 
 def _notes(record: dict[str, Any], metric: str) -> str:
     task, dataset = get_task(record["task"]), record["dataset"]
-    estimate = record["metrics"][metric]
     generation = record.get("generation") or {}
     decoding = "sampling" if generation.get("do_sample") else "greedy"
+    if metric in record["metrics"]:
+        estimate = record["metrics"][metric]
+        what = f"{task.label(metric)} ({metric_protocol(metric, record['protocol'])})"
+        interval = (
+            f"95% bootstrap interval {estimate['ci_low']:.2f}-{estimate['ci_high']:.2f} "
+            f"({record['bootstrap']['resamples']} resamples, seed {record['bootstrap']['seed']})"
+        )
+    else:
+        scorer = record.get("statistics", {}).get("toxicity_scorer")
+        what, interval = f"{metric_label(task, metric)}, {scorer}", "a probability in [0, 1], lower is better"
     parts = [
-        f"{task.label(metric)} ({metric_protocol(metric, record['protocol'])})",
+        what,
         f"{record['n_samples']} samples of {dataset['n_dialogs']} {dataset['split']} dialogs",
-        f"95% bootstrap interval {estimate['ci_low']:.2f}-{estimate['ci_high']:.2f} "
-        f"({record['bootstrap']['resamples']} resamples, seed {record['bootstrap']['seed']})",
+        interval,
         f"decoding: {decoding}, max_new_tokens {generation.get('max_new_tokens')}",
         f"dtype {(record.get('runtime') or {}).get('dtype')}",
         f"prompt v{record['system'].get('prompt_version')}",
@@ -179,15 +209,15 @@ def eval_result_entries(record: dict[str, Any], source_url: str, dataset_id: str
         EvalResultEntry(
             dataset_id=dataset_id or dataset["id"],
             task_id=benchmark_task_id(task, metric),
-            value=record["metrics"][metric]["value"],
+            value=recorded_value(record, metric),
             dataset_revision=dataset["sha"],
             date=record["created_at"],
             source_url=source_url,
             source_name=SOURCE_NAME,
             notes=_notes(record, metric),
         )
-        for metric in task.leaderboard_metrics
-        if metric in record["metrics"]
+        for metric in result_metrics(task)
+        if recorded_value(record, metric) is not None
     ]
 
 

@@ -100,7 +100,10 @@ def base_comparison_section(record: dict[str, Any], details: dict[str, list], re
     system = record["system"]
     if system["kind"] != results.ADAPTER:
         return None
-    records, sha = results.load_records(results_repo, api=api)
+    try:
+        records, sha = results.load_records(results_repo, api=api)
+    except results.ResultsRepoError:  # nothing evaluated yet, so no base row
+        return None
     parent = parent_record(records, record, system["model_sha"], None)
     if parent is None:
         return None

@@ -237,8 +237,7 @@ def verify(
     comparisons = []
     for entry in entries:
         _, metric = benchmark.task_metric(entry.task_id)
-        reproduced = rerun.record["metrics"].get(metric, {}).get("value")
-        recorded = record["metrics"].get(metric, {}).get("value")
+        reproduced, recorded = (benchmark.recorded_value(row, metric) for row in (rerun.record, record))
         difference = None if reproduced is None else reproduced - entry.value
         comparisons.append(
             {"task_id": entry.task_id, "metric": metric, "submitted": entry.value, "recorded": recorded,
