@@ -181,7 +181,12 @@ def render_leaderboard(
         records, sha = results.load_records(results_repo, revision)
         groups = results.leaderboard_groups(records, task)
     if sort_by is not None:
-        groups = [results.sorted_by(group, sort_by) for group in groups]
+        sortable = [sort_by in get_task(group.task).leaderboard_metrics for group in groups]
+        if groups and not any(sortable):
+            raise ValueError(f"no task shown has the metric {sort_by!r}")
+        groups = [
+            results.sorted_by(group, sort_by) if ok else group for group, ok in zip(groups, sortable, strict=True)
+        ]
     if not groups:
         raise results.ResultsRepoError(f"{results_repo or results.default_results_repo()}@{sha} has no results"
                                        + (f" for {task}" if task else ""))  # fmt: skip

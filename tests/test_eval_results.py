@@ -175,11 +175,14 @@ def test_two_adapters_ranked_a_submission_verified_and_every_number_agrees(bench
     assert "ROUGE-1" in by_rouge1
 
 
-def test_a_submission_that_does_not_reproduce_stays_open(bench):
+def test_a_submission_that_does_not_reproduce_stays_open(bench, tmp_path):
     api = bench.api
     if not benchmark.has_benchmark(bench.dataset):
         benchmark.publish_benchmark(bench.dataset)
-    evaluation = evaluate(bench.config(adapter=f"{bench.adapters[0]}@v1.0", embedding_model=None))
+    adapter = f"{bench.adapters[0]}-tampered"  # its own repo: the other tests rank the bench's two adapters
+    api.create_repo(adapter)
+    api.upload_folder(repo_id=adapter, folder_path=lora_adapter(bench.base, tmp_path / "adapter", seed=2))
+    evaluation = evaluate(bench.config(adapter=adapter, embedding_model=None))
     submission = leaderboard.submit(evaluation, bench.results + "-tampered")
     revision = f"refs/pr/{submission.model_pr}"
     entries = benchmark.read_eval_results(submission.model_repo, submission.eval_results_file, revision=revision)
@@ -228,3 +231,79 @@ def test_bad_requests_get_4xx(bench, hub):
     raw = requests.get(f"{hub.endpoint}/api/models/{broken}", params={"expand": "evalResults"}, timeout=30).json()
     assert raw["evalResults"][0]["filename"] == ".eval_results/x.yaml" and "error" in raw["evalResults"][0]
     assert api.model_info(broken, expand=["evalResults"]).eval_results == []
+
+
+def ranked_adapters(bench) -> list:
+    """The Hub's ranking of the bench's adapters, evaluating them first if the other tests have not."""
+    board = bench.api.get_dataset_leaderboard(bench.dataset, base_model_only=False)
+    if not benchmark.has_benchmark(bench.dataset) or {e.model_id for e in board} < set(bench.adapters):
+        benchmark.publish_benchmark(bench.dataset)
+        for adapter in bench.adapters:
+            leaderboard.push(evaluate(bench.config(adapter=f"{adapter}@v1.0")), bench.results, update_card=True)
+        board = bench.api.get_dataset_leaderboard(bench.dataset, base_model_only=False)
+    return [entry for entry in board if entry.model_id in bench.adapters and entry.pull_request is None]
+
+
+def test_the_space_tab_ranks_as_the_hub_and_sorts_and_filters(bench):
+    from dialoghub.demo import leaderboard_view
+
+    order = [entry.model_id for entry in ranked_adapters(bench)]
+    markdown, chart = leaderboard_view(bench.results, bench.dataset)
+    positions = [markdown.index(f"| {model_id}@v1.0") for model_id in order]
+    assert positions == sorted(positions) and chart.endswith(".png")
+    by_chrf, _ = leaderboard_view(bench.results, bench.dataset, sort_by="chrf")
+    records, _ = results.load_records(bench.results)
+    chrf = {r["system"]["adapter_id"]: r["metrics"]["chrf"]["value"] for r in records if r["system"].get("adapter_id")}
+    by_value = sorted(order, key=lambda model_id: -chrf[model_id])
+    positions = [by_chrf.index(f"| {model_id}@v1.0") for model_id in by_value]
+    assert positions == sorted(positions)
+    other_task, _ = leaderboard_view(bench.results, bench.dataset, task="synthetic-dialogue")
+    assert bench.adapters[0] not in other_task
+
+
+def test_the_space_shows_the_hubs_order_in_headless_chromium(bench, tmp_path):
+    from tests.test_demo_browser import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS, require_browser
+
+    require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from dialoghub.demo import DemoConfig, build_demo
+    from dialoghub.hub.embedded import free_loopback_port
+
+    order = [entry.model_id for entry in ranked_adapters(bench)]
+    config = DemoConfig(
+        base_model=bench.base, summarizer_adapter=None, generator_adapter=None, dataset=bench.dataset,
+        results_repo=bench.results, max_new_tokens=8,
+    )  # fmt: skip
+    demo = build_demo(config)
+    port = free_loopback_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        wait = WebDriverWait(browser, 120)
+        wait.until(lambda _: [tab for tab in browser.find_elements(By.CSS_SELECTOR, "button[role='tab']")
+                              if tab.text == "Leaderboard"])  # fmt: skip
+        [tab for tab in browser.find_elements(By.CSS_SELECTOR, "button[role='tab']") if tab.text == "Leaderboard"][
+            0
+        ].click()
+        table = browser.find_element(By.CSS_SELECTOR, "#leaderboard-table")
+        wait.until(lambda _: all(model_id in table.text for model_id in order))
+        shown = [table.text.index(model_id) for model_id in order]
+        assert shown == sorted(shown), table.text
+        assert browser.find_elements(By.CSS_SELECTOR, "#leaderboard-chart img")
+        assert browser.find_elements(By.CSS_SELECTOR, "#leaderboard-sort") and browser.find_elements(
+            By.CSS_SELECTOR, "#leaderboard-task"
+        )
+        assert browser.save_screenshot(str(tmp_path / "leaderboard.png"))
+    finally:
+        browser.quit()
+        demo.close()
