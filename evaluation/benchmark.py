@@ -292,10 +292,15 @@ def status_label(entry) -> str:
     return "verified" if entry.verified else "merged"
 
 
+# Rows the results repo has that no model repo carries on the Hub: the baselines and the human ceiling (no model), and
+# zero-shot rows of models whose repos hold no results (the base model's card is not rewritten by an evaluation).
+REFERENCE_KINDS = ("baseline", "human", "zero-shot")
+
+
 def hub_groups(dataset_id: str, results_repo: str | None = None, task: str | None = None, api=None) -> list:
     """The leaderboard groups of each task's headline ranking on the Hub (`get_dataset_leaderboard`, every model,
-    base or derived), rows in the Hub's order, each the record its entry cites; the reference rows (baselines, the
-    human ceiling: no model repo to carry results) of the same groups are placed by value from the results repo."""
+    base or derived), rows in the Hub's order, each the record its entry cites. The results repo's rows of the same
+    groups that are not on the Hub (`REFERENCE_KINDS`) are placed among them by value, unranked by the Hub."""
     from evaluation import results
 
     headline_ids = [
@@ -311,26 +316,31 @@ def hub_groups(dataset_id: str, results_repo: str | None = None, task: str | Non
         for entry in entries:
             record = entry_record(entry, cache)
             label = f"{record['system']['label']} · {status_label(entry)}"
+            _, metric = task_metric(task_id)
+            if recorded_value(record, metric) != entry.value:  # a result edited after its record: say so
+                label += f" (Hub value {entry.value:.2f}, not its record's)"
             row = record | {"system": record["system"] | {"label": label}, "hub_rank": entry.rank}
             grouped.setdefault(results.group_key(record), []).append(row)
-    references, _ = results.load_records(results_repo, api=api) if results_repo is not None else ([], None)
+    try:
+        references, _ = results.load_records(results_repo, api=api) if results_repo is not None else ([], None)
+    except results.ResultsRepoError:  # nothing but the Hub's entries to show
+        references = []
+    on_hub = {results.system_key(row) for rows in grouped.values() for row in rows}
     groups = []
     for key, rows in grouped.items():
-        extra = [
-            record for record in references
-            if record["system"]["kind"] in (results.BASELINE, results.HUMAN) and results.group_key(record) == key
-        ]  # fmt: skip
-        latest = {}
-        for record in extra:
-            name = record["system"]["name"]
-            if name not in latest or record["created_at"] > latest[name]["created_at"]:
-                latest[name] = record
+        latest: dict[str, dict] = {}
+        for record in references:
+            system_key = results.system_key(record)
+            if record["system"]["kind"] not in REFERENCE_KINDS or results.group_key(record) != key:
+                continue
+            if system_key in on_hub:
+                continue
+            if system_key not in latest or record["created_at"] > latest[system_key]["created_at"]:
+                latest[system_key] = record
         merged = list(rows)
         for reference in sorted(latest.values(), key=results.headline, reverse=True):
-            position = next(
-                (i for i, row in enumerate(merged) if results.headline(row) < results.headline(reference)), len(merged)
-            )
-            merged.insert(position, reference)
+            below = (i for i, row in enumerate(merged) if results.headline(row) < results.headline(reference))
+            merged.insert(next(below, len(merged)), reference)
         groups.append(results.Group(*key, rows=merged))
     task_order = list(TASKS)
     return sorted(

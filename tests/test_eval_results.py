@@ -4,6 +4,7 @@
 merges it, and every copy of every number agreeing."""
 
 import dataclasses
+import importlib.util
 import types
 import uuid
 
@@ -14,6 +15,7 @@ from huggingface_hub import CommitOperationAdd, EvalResultEntry, HfApi, ModelCar
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
+from dialoghub.paths import REPO_ROOT
 from evaluation import benchmark, comparisons, leaderboard, results, submissions
 from evaluation.run import evaluate
 from tests.test_leaderboard import common, lora_adapter
@@ -170,7 +172,8 @@ def test_two_adapters_ranked_a_submission_verified_and_every_number_agrees(bench
     positions = [markdown.index(f"{entry.model_id}@v1.0") for entry in board]
     assert positions == sorted(positions)
     assert "· verified" in markdown and "· merged" in markdown
-    assert f"{bench.base}@v1.0" not in markdown  # the zero-shot row has no .eval_results on the Hub
+    # The zero-shot row has no .eval_results on the Hub: it comes from the results repo, placed by value.
+    assert f"| {bench.base}@v1.0" in markdown
     by_rouge1, _ = leaderboard.render_leaderboard(bench.results, dataset=bench.dataset, sort_by="rouge1")
     assert "ROUGE-1" in by_rouge1
 
@@ -307,3 +310,24 @@ def test_the_space_shows_the_hubs_order_in_headless_chromium(bench, tmp_path):
     finally:
         browser.quit()
         demo.close()
+
+
+def test_the_pipeline_check_script_agrees_with_the_hub(bench, capsys):
+    """`scripts/check_leaderboard.py`, which the lead runs after `make pipeline`, on this test benchmark."""
+    spec = importlib.util.spec_from_file_location("check_leaderboard", REPO_ROOT / "scripts" / "check_leaderboard.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    order = [entry.model_id for entry in ranked_adapters(bench)]
+    arguments = ["--dataset", bench.dataset, "--results_repo", bench.results]
+    board = bench.api.get_dataset_leaderboard(bench.dataset, base_model_only=False)
+    for edited in [entry for entry in board if entry.model_id.endswith("-tampered") and entry.pull_request]:
+        # The open PR whose numbers were raised after its record (see above) is caught; closing it removes it.
+        assert script.main(arguments) == 1
+        assert f"{edited.model_id}: the Hub's value {edited.value} is not its record's" in capsys.readouterr().err
+        bench.api.change_discussion_status(edited.model_id, edited.pull_request, "closed", comment="Disputed")
+    assert script.main(arguments) == 0
+    printed = capsys.readouterr().out
+    assert "leaderboard show: same order" in printed
+    markdown, _ = leaderboard.render_leaderboard(bench.results, dataset=bench.dataset)
+    assert script.in_order(script.positions(markdown, order))
+    assert not script.in_order(script.positions("| b@v1 |\n| a@v1 |", ["a", "b"]))
