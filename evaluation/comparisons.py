@@ -91,9 +91,16 @@ def comparison_markdown(record: dict[str, Any], deltas: list[PairedDelta], paren
     return "\n".join(lines)
 
 
-def base_comparison_section(record: dict[str, Any], details: dict[str, list], results_repo: str, api=None):
-    """The card section comparing an adapter row with its base model's zero-shot row in the results repo, as
-    (heading, markdown), or none when the row is no adapter's or the base row is missing."""
+def comparison_section(
+    record: dict[str, Any],
+    details: dict[str, list],
+    results_repo: str,
+    parent_adapter_sha: str | None = None,
+    api=None,
+):
+    """The card section comparing an adapter row with its base model's zero-shot row (and, given
+    `parent_adapter_sha`, with that adapter's row: the reward-tuned adapter's SFT parent) from the results repo, as
+    (heading, markdown); none when the row is no adapter's or no parent row is there."""
     import pandas as pd
     from huggingface_hub import hf_hub_download
 
@@ -102,21 +109,18 @@ def base_comparison_section(record: dict[str, Any], details: dict[str, list], re
         return None
     try:
         records, sha = results.load_records(results_repo, api=api)
-    except results.ResultsRepoError:  # nothing evaluated yet, so no base row
+    except results.ResultsRepoError:  # nothing evaluated yet, so no parent row
         return None
-    parent = parent_record(records, record, system["model_sha"], None)
-    if parent is None:
-        return None
-    path = hf_hub_download(results_repo, parent["details_file"], repo_type="dataset", revision=sha)
-    parent_details = pd.read_parquet(path).to_dict(orient="list")
     task = get_task(record["task"])
-    deltas = paired_deltas(
-        details,
-        parent_details,
-        list(task.leaderboard_metrics),
-        record["bootstrap"]["resamples"],
-        record["bootstrap"]["seed"],
-    )
-    if not deltas:
-        return None
-    return SECTION_HEADING, comparison_markdown(record, deltas, parent)
+    tables = []
+    for adapter_sha in dict.fromkeys([None, parent_adapter_sha]):
+        parent = parent_record(records, record, system["model_sha"], adapter_sha)
+        if parent is None:
+            continue
+        path = hf_hub_download(results_repo, parent["details_file"], repo_type="dataset", revision=sha)
+        parent_details = pd.read_parquet(path).to_dict(orient="list")
+        resamples, seed = record["bootstrap"]["resamples"], record["bootstrap"]["seed"]
+        deltas = paired_deltas(details, parent_details, list(task.leaderboard_metrics), resamples, seed)
+        if deltas:
+            tables.append(comparison_markdown(record, deltas, parent))
+    return (SECTION_HEADING, "\n\n".join(tables)) if tables else None

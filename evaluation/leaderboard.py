@@ -36,6 +36,7 @@ from dialoghub.paths import base_dir
 from dialoghub.recipes import configure_logging, parse_recipe
 from evaluation import benchmark, comparisons, results, submissions
 from evaluation.model_card import update_model_card
+from evaluation.provenance import repo_record
 from evaluation.run import Evaluation, EvaluationConfig, evaluate
 from evaluation.tasks import TASKS, get_task
 
@@ -117,7 +118,14 @@ def results_url(repo_id: str, commit: str, path: str) -> str:
     return f"{constants.ENDPOINT}/datasets/{repo_id}/blob/{commit}/{path}"
 
 
-def push(evaluation: Evaluation, results_repo: str | None = None, update_card: bool = False) -> str:
+def parent_sha(compare_with: str | None) -> str | None:
+    """The commit of the parent adapter (`ID@REV`) a card compares with, besides the base model."""
+    return repo_record(compare_with)["sha"] if compare_with else None
+
+
+def push(
+    evaluation: Evaluation, results_repo: str | None = None, update_card: bool = False, compare_with: str | None = None
+) -> str:
     """Push the record and its details to the results repo (and the metrics into the adapter's card with
     `update_card`). Returns the results repo commit sha."""
     from huggingface_hub import CommitOperationAdd
@@ -137,19 +145,31 @@ def push(evaluation: Evaluation, results_repo: str | None = None, update_card: b
         else:
             logger.warning("no %s file: %s", benchmark.EVAL_RESULTS_FOLDER, reason)
         sections = (
-            [section] if (section := comparisons.base_comparison_section(record, evaluation.details, repo_id)) else []
+            [section]
+            if (
+                section := comparisons.comparison_section(
+                    record, evaluation.details, repo_id, parent_sha(compare_with)
+                )
+            )
+            else []
         )
         card_commit = update_model_card(record, source, extra_operations=operations, card_sections=sections)
         logger.info("%s: model-index and eval results in commit %s", record["system"]["adapter_id"], card_commit)
     return commit
 
 
-def submit(evaluation: Evaluation, results_repo: str | None = None) -> submissions.Submission:
+def submit(
+    evaluation: Evaluation, results_repo: str | None = None, compare_with: str | None = None
+) -> submissions.Submission:
     """Open the results and model pull requests of an evaluation (`evaluation.submissions.submit`)."""
     repo_id = results_repo or results.default_results_repo()
     sections = (
         [section]
-        if (section := comparisons.base_comparison_section(evaluation.record, evaluation.details, repo_id))
+        if (
+            section := comparisons.comparison_section(
+                evaluation.record, evaluation.details, repo_id, parent_sha(compare_with)
+            )
+        )
         else []
     )
     return submissions.submit(evaluation, repo_id, card_sections=sections)
@@ -159,7 +179,7 @@ def evaluate_and_push(config: EvaluationConfig) -> str:
     """Evaluate, write the files locally, push them as `config` says. Returns the results repo commit sha."""
     evaluation = evaluate(config)
     write_local(evaluation, config.output_dir or default_output_dir())
-    return push(evaluation, config.results_repo, config.update_card)
+    return push(evaluation, config.results_repo, config.update_card, config.compare_with)
 
 
 def render_leaderboard(
@@ -264,14 +284,14 @@ def run(command: str, config: EvaluationConfig | ShowArguments) -> None:
     print("\n".join(summary_lines(evaluation)))
     print(f"record: {results_path}\ndetails: {details_path}")
     if config.submit:
-        submission = submit(evaluation, config.results_repo)
+        submission = submit(evaluation, config.results_repo, config.compare_with)
         print(
             f"submitted: {submission.model_repo} pull request #{submission.model_pr} "
             f"({submission.eval_results_file}), {submission.results_repo} pull request #{submission.results_pr}"
         )
     elif config.push:
         repo_id = config.results_repo or results.default_results_repo()
-        commit = push(evaluation, repo_id, config.update_card)
+        commit = push(evaluation, repo_id, config.update_card, config.compare_with)
         print(f"pushed to {repo_id}@{commit}")
 
 

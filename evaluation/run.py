@@ -110,6 +110,13 @@ class EvaluationConfig:
         default=False,
         metadata={"help": "Write the metrics as model-index and .eval_results/<task>.yaml into the adapter's repo."},
     )
+    compare_with: str | None = field(
+        default=None,
+        metadata={
+            "help": "With update_card/submit: the card also states the paired difference with this adapter ID@REV's "
+            "row (the reward-tuned adapter's SFT parent), besides the base model's."
+        },
+    )
     submit: bool = field(
         default=False,
         metadata={

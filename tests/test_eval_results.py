@@ -85,7 +85,8 @@ def test_two_adapters_ranked_a_submission_verified_and_every_number_agrees(bench
     if not benchmark.has_benchmark(bench.dataset):
         benchmark.publish_benchmark(bench.dataset)
     # The base model's zero-shot row: the parent of the adapters' paired comparisons.
-    leaderboard.push(evaluate(bench.config(model=f"{bench.base}@v1.0")), bench.results)
+    zero_shot = evaluate(bench.config(model=f"{bench.base}@v1.0"))
+    leaderboard.push(zero_shot, bench.results)
     first_adapter, second_adapter = bench.adapters
 
     # Adapter A: evaluated and written directly (the pipeline's --update_card).
@@ -94,12 +95,23 @@ def test_two_adapters_ranked_a_submission_verified_and_every_number_agrees(bench
     record_a = evaluation.record
     card = ModelCard.load(first_adapter)
     assert f"## {comparisons.SECTION_HEADING}" in card.text and "paired-bootstrap" in card.text
+    # The paired delta of a mean metric is the difference of the two rows' values, inside its own interval.
+    deltas = comparisons.paired_deltas(evaluation.details, zero_shot.details, ["rougeL", "rouge1", "chrf"], 100, 0)
+    assert [delta.metric for delta in deltas] == ["rougeL", "rouge1"]  # corpus chrF has no per-dialog scores
+    for delta in deltas:
+        difference = record_a["metrics"][delta.metric]["value"] - zero_shot.record["metrics"][delta.metric]["value"]
+        assert delta.delta == pytest.approx(difference) and delta.ci_low <= delta.delta <= delta.ci_high
+        assert (
+            delta.n_pairs == 6
+            and f"| {results.get_task(TASK).label(delta.metric)} | {delta.delta:+.2f} |" in card.text
+        )
 
     # Adapter B: submitted as pull requests from the CLI.
     flags = ["--dataset", f"{bench.dataset}@v1.0", "--embedding_model", bench.embedder, "--n_bootstrap", "100",
              "--max_new_tokens", "12", "--batch_size", "4",
              "--results_repo", bench.results, "--progress", "false"]  # fmt: skip
-    assert leaderboard.main(["eval", "--adapter", f"{second_adapter}@v1.0", "--submit", "true", *flags]) == 0
+    submit = ["--adapter", f"{second_adapter}@v1.0", "--submit", "true", "--compare_with", f"{first_adapter}@v1.0"]
+    assert leaderboard.main(["eval", *submit, *flags]) == 0
     printed = capsys.readouterr().out
     assert f"submitted: {second_adapter} pull request #" in printed
     (model_pr,) = [d.num for d in api.get_repo_discussions(second_adapter) if d.is_pull_request]
@@ -123,6 +135,8 @@ def test_two_adapters_ranked_a_submission_verified_and_every_number_agrees(bench
     info = api.model_info(second_adapter, expand=["evalResults"])
     assert info.eval_results and all(isinstance(entry, EvalResultEntry) for entry in info.eval_results)
     assert {entry.task_id for entry in info.eval_results} >= {TASK, f"{TASK}/rouge1"}
+    (listed,) = api.list_models(search=second_adapter, expand=["evalResults"])
+    assert listed.eval_results == info.eval_results and listed.sha is None  # only what was asked for
 
     # The maintainer re-runs it from the recorded revisions: it reproduces, both PRs are merged, the result verified.
     assert leaderboard.main(["verify", "--repo", second_adapter, "--pr", str(model_pr)]) == 0
@@ -133,6 +147,8 @@ def test_two_adapters_ranked_a_submission_verified_and_every_number_agrees(bench
     by_model = {entry.model_id: entry for entry in board}
     assert (by_model[second_adapter].pull_request, by_model[second_adapter].verified) == (None, True)
     assert by_model[first_adapter].verified is False
+    card_b = ModelCard.load(second_adapter).text  # merged: its comparisons with the base and with adapter A
+    assert f"Against **{bench.base}@v1.0" in card_b and f"Against **{first_adapter}@v1.0" in card_b
 
     # A verify token copied from another model's verification vouches for nothing: it names B's file and numbers.
     token = next(entry.verify_token for entry in api.model_info(second_adapter, expand=["evalResults"]).eval_results)
