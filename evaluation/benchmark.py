@@ -249,6 +249,17 @@ def has_benchmark(dataset_id: str, api=None) -> bool:
         return False
 
 
+def published_task_ids(dataset_id: str, api=None) -> list[str]:
+    """The task ids of the `eval.yaml` on the dataset's main branch, in its order."""
+    from huggingface_hub import hf_hub_download
+
+    endpoint = api.endpoint if api is not None else None
+    with open(
+        hf_hub_download(dataset_id, BENCHMARK_FILE, repo_type="dataset", endpoint=endpoint), encoding="utf-8"
+    ) as file:
+        return [task["id"] for task in (yaml.safe_load(file) or {}).get("tasks") or []]
+
+
 def dataset_leaderboard(dataset_id: str, task_id: str | None = None, base_model_only: bool = False, api=None) -> list:
     """`get_dataset_leaderboard` for the benchmark's first task; another task through the same client session and
     entry type, with the embedded Hub's `task_id` parameter (the stock method has none)."""
@@ -303,20 +314,21 @@ def hub_groups(dataset_id: str, results_repo: str | None = None, task: str | Non
     groups that are not on the Hub (`REFERENCE_KINDS`) are placed among them by value, unranked by the Hub."""
     from evaluation import results
 
-    headline_ids = [
-        task_id for task_id, benchmark_task, metric in benchmark_tasks() if metric == benchmark_task.headline_metric
-    ]
-    first_task_id = benchmark_tasks()[0][0]
+    declared = published_task_ids(dataset_id, api)
+    headline_ids = [task_id for task_id in declared if task_id in TASKS]  # a headline task is named as its task
+    first_task_id = declared[0] if declared else None
     cache: dict[str, dict] = {}
     grouped: dict[tuple, list[dict]] = {}
     for task_id in headline_ids:
         if task is not None and task_id != task:
             continue
         entries = dataset_leaderboard(dataset_id, None if task_id == first_task_id else task_id, api=api)
+        benchmark_task, metric = task_metric(task_id)
         for entry in entries:
             record = entry_record(entry, cache)
+            if record["task"] != benchmark_task.name:  # a Hub that ignores `task_id` answers with its first task
+                continue
             label = f"{record['system']['label']} · {status_label(entry)}"
-            _, metric = task_metric(task_id)
             if recorded_value(record, metric) != entry.value:  # a result edited after its record: say so
                 label += f" (Hub value {entry.value:.2f}, not its record's)"
             row = record | {"system": record["system"] | {"label": label}, "hub_rank": entry.rank}
