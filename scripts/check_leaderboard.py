@@ -20,10 +20,11 @@ from dialoghub.hub.embedded import free_loopback_port, hub_session
 
 
 def positions(text: str, model_ids: list[str]) -> list[int]:
-    """Where each model's row starts in a rendered leaderboard (-1: missing); a row label is `ID@REV (sha)`."""
+    """Where each model's row starts in a rendered leaderboard, markdown or as a browser shows it (-1: missing); a
+    row label is `ID@REV (sha)`."""
     found = []
     for model_id in model_ids:
-        match = re.search(rf"(^|\|\s*|\n){re.escape(model_id)}[@ ]", text)
+        match = re.search(rf"(?<![\w./-]){re.escape(model_id)}[@ ]", text)  # not the tail of a longer id
         found.append(match.start() if match else -1)
     return found
 

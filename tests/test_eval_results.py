@@ -254,9 +254,10 @@ def test_bad_requests_get_4xx(bench, hub):
 
 def ranked_adapters(bench) -> list:
     """The Hub's ranking of the bench's adapters, evaluating them first if the other tests have not."""
-    board = bench.api.get_dataset_leaderboard(bench.dataset, base_model_only=False)
-    if not benchmark.has_benchmark(bench.dataset) or {e.model_id for e in board} < set(bench.adapters):
+    if not benchmark.has_benchmark(bench.dataset):
         benchmark.publish_benchmark(bench.dataset)
+    board = bench.api.get_dataset_leaderboard(bench.dataset, base_model_only=False)
+    if not {entry.model_id for entry in board} >= set(bench.adapters):
         for adapter in bench.adapters:
             leaderboard.push(evaluate(bench.config(adapter=f"{adapter}@v1.0")), bench.results, update_card=True)
         board = bench.api.get_dataset_leaderboard(bench.dataset, base_model_only=False)
@@ -347,3 +348,23 @@ def test_the_pipeline_check_script_agrees_with_the_hub(bench, capsys):
     markdown, _ = leaderboard.render_leaderboard(bench.results, dataset=bench.dataset)
     assert script.in_order(script.positions(markdown, order))
     assert not script.in_order(script.positions("| b@v1 |\n| a@v1 |", ["a", "b"]))
+
+
+def test_the_pipeline_check_script_sees_the_same_order_in_the_space(bench, monkeypatch, capsys):
+    """`scripts/check_leaderboard.py --browser`: the Space, configured as `make demo` configures it (environment
+    variables), in headless Chromium."""
+    from tests.test_demo_browser import require_browser
+
+    require_browser()
+    spec = importlib.util.spec_from_file_location("check_leaderboard", REPO_ROOT / "scripts" / "check_leaderboard.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    ranked_adapters(bench)
+    for name, value in (("base_model", bench.base), ("summarizer_adapter", "none"), ("generator_adapter", "none"),
+                        ("dataset", bench.dataset), ("results_repo", bench.results)):  # fmt: skip
+        monkeypatch.setenv(f"DIALOGHUB_DEMO_{name.upper()}", value)
+    board = bench.api.get_dataset_leaderboard(bench.dataset, base_model_only=False)
+    for edited in [entry for entry in board if entry.model_id.endswith("-tampered") and entry.pull_request]:
+        bench.api.change_discussion_status(edited.model_id, edited.pull_request, "closed", comment="Disputed")
+    assert script.main(["--dataset", bench.dataset, "--results_repo", bench.results, "--browser"]) == 0
+    assert "Space leaderboard tab: same order" in capsys.readouterr().out
