@@ -123,6 +123,15 @@ def parent_sha(compare_with: str | None) -> str | None:
     return repo_record(compare_with)["sha"] if compare_with else None
 
 
+def comparison_sections(evaluation: Evaluation, results_repo: str, compare_with: str | None) -> list:
+    """The card's paired-comparison section (with the base model, and with `compare_with`), if the parents' rows
+    are in the results repo."""
+    section = comparisons.comparison_section(
+        evaluation.record, evaluation.details, results_repo, parent_sha(compare_with)
+    )
+    return [section] if section else []
+
+
 def push(
     evaluation: Evaluation, results_repo: str | None = None, update_card: bool = False, compare_with: str | None = None
 ) -> str:
@@ -144,15 +153,7 @@ def push(
             )
         else:
             logger.warning("no %s file: %s", benchmark.EVAL_RESULTS_FOLDER, reason)
-        sections = (
-            [section]
-            if (
-                section := comparisons.comparison_section(
-                    record, evaluation.details, repo_id, parent_sha(compare_with)
-                )
-            )
-            else []
-        )
+        sections = comparison_sections(evaluation, repo_id, compare_with)
         card_commit = update_model_card(record, source, extra_operations=operations, card_sections=sections)
         logger.info("%s: model-index and eval results in commit %s", record["system"]["adapter_id"], card_commit)
     return commit
@@ -163,16 +164,9 @@ def submit(
 ) -> submissions.Submission:
     """Open the results and model pull requests of an evaluation (`evaluation.submissions.submit`)."""
     repo_id = results_repo or results.default_results_repo()
-    sections = (
-        [section]
-        if (
-            section := comparisons.comparison_section(
-                evaluation.record, evaluation.details, repo_id, parent_sha(compare_with)
-            )
-        )
-        else []
+    return submissions.submit(
+        evaluation, repo_id, card_sections=comparison_sections(evaluation, repo_id, compare_with)
     )
-    return submissions.submit(evaluation, repo_id, card_sections=sections)
 
 
 def evaluate_and_push(config: EvaluationConfig) -> str:

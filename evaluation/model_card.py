@@ -56,21 +56,23 @@ def update_model_card(
     extra_operations: Sequence = (),
     create_pr: bool = False,
     card_sections: Sequence[tuple[str, str]] = (),
+    repo_id: str | None = None,
 ):
     """Write the record's metrics into the evaluated adapter's card (`model-index`) as a new commit on its main
     branch; entries of the same task, dataset split, metric and protocol are replaced, others kept. Returns the sha.
 
     `extra_operations` (the `.eval_results` file) go into the same commit; `card_sections` are (heading, markdown)
     sections of the card text, replaced when the card has them already; `create_pr` opens a pull request with the
-    commit instead, and returns the `CommitInfo` (its `pr_num`)."""
+    commit instead, and returns the `CommitInfo` (its `pr_num`). `repo_id` names another repo than the adapter's (a
+    submission of a zero-shot model's results to the model's repo)."""
     from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
     from huggingface_hub.repocard_data import model_index_to_eval_results
 
     system = record["system"]
-    if not system.get("adapter_id"):
+    if not (repo_id or system.get("adapter_id")):
         raise ValueError("update_card writes into the evaluated adapter's card: evaluate with --adapter")
-    repo_id = system["adapter_id"]
+    repo_id = repo_id or system["adapter_id"]
     api = api or HfApi()
     head = api.model_info(repo_id).sha
     try:

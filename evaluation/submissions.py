@@ -87,7 +87,13 @@ def submit(
     eval_results_file = benchmark.eval_results_path(record)
     operation = CommitOperationAdd(eval_results_file, benchmark.eval_results_bytes(entries))
     model_commit = update_model_card(
-        record, source, api=api, extra_operations=[operation], create_pr=True, card_sections=card_sections
+        record,
+        source,
+        api=api,
+        extra_operations=[operation],
+        create_pr=True,
+        card_sections=card_sections,
+        repo_id=model_repo,
     )
     api.comment_discussion(
         model_repo,

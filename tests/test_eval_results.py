@@ -162,6 +162,15 @@ def test_two_adapters_ranked_a_submission_verified_and_every_number_agrees(bench
     by_model = {entry.model_id: entry for entry in api.get_dataset_leaderboard(bench.dataset, base_model_only=False)}
     assert by_model[first_adapter].verified is False and by_model[second_adapter].verified is True
 
+    # The base model declares no base model of its own: once it carries results, the Hub's default view ranks it.
+    submission = leaderboard.submit(zero_shot, bench.results)
+    (shown,) = api.get_dataset_leaderboard(bench.dataset)
+    assert (shown.model_id, shown.pull_request, shown.verified) == (bench.base, submission.model_pr, False)
+    assert submissions.verify(bench.base, submission.model_pr).verified
+    (shown,) = api.get_dataset_leaderboard(bench.dataset, base_model_only=True)
+    assert (shown.model_id, shown.pull_request, shown.verified) == (bench.base, None, True)
+    assert shown.value == zero_shot.record["metrics"]["rougeL"]["value"]
+
     # Every copy of every number agrees: card model-index, .eval_results, results JSON and the leaderboard.
     records, _ = results.load_records(bench.results)
     for adapter in bench.adapters:
@@ -188,7 +197,6 @@ def test_two_adapters_ranked_a_submission_verified_and_every_number_agrees(bench
     positions = [markdown.index(f"{entry.model_id}@v1.0") for entry in board]
     assert positions == sorted(positions)
     assert "· verified" in markdown and "· merged" in markdown
-    # The zero-shot row has no .eval_results on the Hub: it comes from the results repo, placed by value.
     assert f"| {bench.base}@v1.0" in markdown
     by_rouge1, _ = leaderboard.render_leaderboard(bench.results, dataset=bench.dataset, sort_by="rouge1")
     assert "ROUGE-1" in by_rouge1
