@@ -105,15 +105,39 @@ def validation_examples(dataset: str, count: int = EXAMPLE_COUNT) -> dict[str, s
     return {row["conversation_id"]: prompts.render_dialogue(row["dialogue"], row["conversation_id"]) for row in rows}
 
 
-def leaderboard_markdown(results_repo: str) -> str:
+ALL_TASKS = "all tasks"
+HUB_RANK = "the Hub's rank"
+
+
+def leaderboard_view(
+    results_repo: str, dataset: str | None = None, task: str = ALL_TASKS, sort_by: str = HUB_RANK
+) -> tuple[str, str | None]:
+    """The leaderboard tab: markdown and the PNG chart, ranked by the benchmark's `get_dataset_leaderboard` (as
+    `leaderboard show` is), filtered to one task and sorted by any metric if asked."""
     from evaluation.leaderboard import render_leaderboard
     from evaluation.results import ResultsRepoError
 
     try:
-        markdown, _chart = render_leaderboard(results_repo)
-    except (ResultsRepoError, RepositoryNotFoundError, RevisionNotFoundError) as error:
-        return f"No leaderboard yet: {error}"
-    return markdown
+        markdown, chart = render_leaderboard(
+            results_repo,
+            task=None if task == ALL_TASKS else task,
+            dataset=repo_id_of(dataset) if dataset else None,
+            sort_by=None if sort_by == HUB_RANK else sort_by,
+        )
+    except (ResultsRepoError, RepositoryNotFoundError, RevisionNotFoundError, ValueError) as error:
+        return f"No leaderboard yet: {error}", None
+    return markdown, str(chart)
+
+
+def leaderboard_markdown(results_repo: str, dataset: str | None = None) -> str:
+    return leaderboard_view(results_repo, dataset)[0]
+
+
+def sort_choices() -> list[str]:
+    from evaluation.tasks import TASKS
+
+    metrics = [metric for task in TASKS.values() for metric in task.leaderboard_metrics]
+    return [HUB_RANK, *dict.fromkeys(metrics)]
 
 
 def answer(loaded: LoadedModel, messages: list[dict[str, str]], max_new_tokens: int) -> str:
@@ -178,8 +202,25 @@ def build_demo(config: DemoConfig):
                 dialogue_output,
             )
         with gr.Tab("Leaderboard", id="leaderboard"):
-            board = gr.Markdown(leaderboard_markdown(config.results_repo))
-            gr.Button("Refresh").click(lambda: leaderboard_markdown(config.results_repo), None, board)
+            from evaluation.tasks import TASKS
+
+            with gr.Row():
+                task_choice = gr.Dropdown(
+                    [ALL_TASKS, *TASKS], value=ALL_TASKS, label="Task", elem_id="leaderboard-task"
+                )
+                sort_choice = gr.Dropdown(sort_choices(), value=HUB_RANK, label="Sort by", elem_id="leaderboard-sort")
+            markdown, chart = leaderboard_view(config.results_repo, config.dataset)
+            board = gr.Markdown(markdown, elem_id="leaderboard-table")
+            chart_image = gr.Image(chart, label="Headline metric", elem_id="leaderboard-chart", interactive=False)
+
+            def refresh(task: str, sort_by: str):
+                return leaderboard_view(config.results_repo, config.dataset, task, sort_by)
+
+            for trigger in (task_choice.change, sort_choice.change):
+                trigger(refresh, [task_choice, sort_choice], [board, chart_image])
+            gr.Button("Refresh", elem_id="leaderboard-refresh").click(
+                refresh, [task_choice, sort_choice], [board, chart_image]
+            )
     return demo
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from dialoghub.cards import MODEL_INDEX_TASK_TYPES
@@ -48,17 +49,30 @@ def _same_slot(old, new) -> bool:
     )
 
 
-def update_model_card(record: dict[str, Any], source_url: str | None = None, api=None) -> str:
+def update_model_card(
+    record: dict[str, Any],
+    source_url: str | None = None,
+    api=None,
+    extra_operations: Sequence = (),
+    create_pr: bool = False,
+    card_sections: Sequence[tuple[str, str]] = (),
+    repo_id: str | None = None,
+):
     """Write the record's metrics into the evaluated adapter's card (`model-index`) as a new commit on its main
-    branch; entries of the same task, dataset split, metric and protocol are replaced, others kept. Returns the sha."""
-    from huggingface_hub import HfApi, ModelCard, hf_hub_download
+    branch; entries of the same task, dataset split, metric and protocol are replaced, others kept. Returns the sha.
+
+    `extra_operations` (the `.eval_results` file) go into the same commit; `card_sections` are (heading, markdown)
+    sections of the card text, replaced when the card has them already; `create_pr` opens a pull request with the
+    commit instead, and returns the `CommitInfo` (its `pr_num`). `repo_id` names another repo than the adapter's (a
+    submission of a zero-shot model's results to the model's repo)."""
+    from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
     from huggingface_hub.repocard_data import model_index_to_eval_results
 
     system = record["system"]
-    if not system.get("adapter_id"):
+    if not (repo_id or system.get("adapter_id")):
         raise ValueError("update_card writes into the evaluated adapter's card: evaluate with --adapter")
-    repo_id = system["adapter_id"]
+    repo_id = repo_id or system["adapter_id"]
     api = api or HfApi()
     head = api.model_info(repo_id).sha
     try:
@@ -69,14 +83,28 @@ def update_model_card(record: dict[str, Any], source_url: str | None = None, api
     card.data.model_name = card.data.model_name or repo_id.split("/")[-1]
     kept = [old for old in card.data.eval_results or [] if not any(_same_slot(old, entry) for entry in new)]
     card.data.eval_results = kept + new
+    for heading, markdown in card_sections:
+        card.text = replace_section(card.text, heading, markdown)
     card = ModelCard(str(card))  # re-parse what will be pushed, and check it the way the Hub's readers will
     _, parsed = model_index_to_eval_results(card.data.to_dict()["model-index"])
     for entry in new:
         if not any(_same_slot(read, entry) and read.metric_value == entry.metric_value for read in parsed):
             raise RuntimeError(f"{repo_id}: the card's model-index does not read back {entry.metric_type}")
-    commit = card.push_to_hub(
+    commit = api.create_commit(
         repo_id,
+        [CommitOperationAdd("README.md", str(card).encode("utf-8")), *extra_operations],
         commit_message=f"Evaluation results: {record['task']} ({record['dataset']['split']} split)",
-        parent_commit=head,
+        parent_commit=None if create_pr else head,
+        create_pr=create_pr,
     )
-    return commit.oid
+    return commit if create_pr else commit.oid
+
+
+def replace_section(text: str, heading: str, markdown: str) -> str:
+    """`text` with the `## heading` section (up to the next `## `) replaced by `markdown`, or with it appended."""
+    lines, section = text.splitlines(), [f"## {heading}", "", *markdown.strip().splitlines(), ""]
+    start = next((index for index, line in enumerate(lines) if line.strip() == f"## {heading}"), None)
+    if start is None:
+        return "\n".join([*lines, "", *section]).strip() + "\n"
+    end = next((index for index in range(start + 1, len(lines)) if lines[index].startswith("## ")), len(lines))
+    return "\n".join([*lines[:start], *section, *lines[end:]]).strip() + "\n"

@@ -17,6 +17,7 @@ protocol. Within a group, a system evaluated several times at the same revisions
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -190,6 +191,19 @@ def leaderboard_groups(records: Iterable[dict[str, Any]], task: str | None = Non
     return sorted(
         groups, key=lambda group: (task_order.index(group.task), -group.n_dialogs, group.split, group.dataset_sha)
     )
+
+
+def sorted_by(group: Group, metric: str) -> Group:
+    """The group with its rows ordered by `metric` (best first; rows without it last), the headline order kept
+    among equal values."""
+    if metric not in get_task(group.task).leaderboard_metrics:
+        raise ValueError(f"{group.task} has no leaderboard metric {metric!r}")
+
+    def value(record: dict[str, Any]) -> float:
+        estimate = record["metrics"].get(metric)
+        return float("-inf") if estimate is None else estimate["value"]
+
+    return dataclasses.replace(group, rows=sorted(group.rows, key=value, reverse=True))
 
 
 def _estimate(metric: dict[str, float] | None) -> str:

@@ -113,7 +113,22 @@ class EvaluationConfig:
         default=None, metadata={"help": "Local copies (none: $DIALOGHUB_BASE_DIR/evaluations)."}
     )
     update_card: bool = field(
-        default=False, metadata={"help": "Write the headline metrics as model-index into the adapter's card."}
+        default=False,
+        metadata={"help": "Write the metrics as model-index and .eval_results/<task>.yaml into the adapter's repo."},
+    )
+    compare_with: str | None = field(
+        default=None,
+        metadata={
+            "help": "With update_card/submit: the card also states the paired difference with this adapter ID@REV's "
+            "row (the reward-tuned adapter's SFT parent), besides the base model's."
+        },
+    )
+    submit: bool = field(
+        default=False,
+        metadata={
+            "help": "Submit as pull requests (results repo: record and details; model repo: .eval_results and "
+            "card) for a maintainer to verify and merge, instead of pushing."
+        },
     )
 
     @property
@@ -153,6 +168,8 @@ class EvaluationConfig:
             raise ValueError("update_card needs the push (push: true)")
         if self.update_card and not self.adapter:
             raise ValueError("update_card writes into the evaluated adapter's card: give --adapter")
+        if self.submit and (self.update_card or self.baseline):
+            raise ValueError("submit opens pull requests on the evaluated model's repo: no baseline, no update_card")
 
 
 @dataclass

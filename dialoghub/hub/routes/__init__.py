@@ -5,7 +5,18 @@ patterns overlap: the model-repo routes without a type prefix (`/{namespace}/{na
 the prefixed ones, so `files` and `lfs` register their prefixed routes first. Add a new router as one line here.
 """
 
-from dialoghub.hub.routes import commits, discussions, files, git_http, lfs, manage, refs, repos, service
+from dialoghub.hub.routes import (
+    commits,
+    discussions,
+    evaluations,
+    files,
+    git_http,
+    lfs,
+    manage,
+    refs,
+    repos,
+    service,
+)
 
 ROUTERS = [
     service.router,
@@ -16,5 +27,6 @@ ROUTERS = [
     lfs.router,
     manage.router,
     discussions.router,
+    evaluations.router,
     git_http.router,
 ]

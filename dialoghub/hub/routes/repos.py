@@ -1,12 +1,13 @@
 """Repos: create, delete, list, and the repo info (`model_info`, `dataset_info`, `repo_info`)."""
 
 import hashlib
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Iterator, Sequence
+from typing import Annotated, get_args
 
 from dulwich.repo import Repo
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
+from huggingface_hub.hf_api import ExpandDatasetProperty_T, ExpandModelProperty_T, ExpandSpaceProperty_T
 from starlette.concurrency import run_in_threadpool
 
 from dialoghub.hub.dependencies import (
@@ -24,6 +25,7 @@ from dialoghub.hub.dependencies import (
     open_repo,
     type_from_prefix,
 )
+from dialoghub.hub.evaluations import BENCHMARK_TAG, eval_results_json, is_benchmark
 from dialoghub.hub.pagination import page_response
 from dialoghub.hub.storage import HEAD_BRANCH, HubStorage
 from dialoghub.hub.validation import HubError, card_data, validate_repo_id, validate_repo_type
@@ -72,6 +74,32 @@ async def delete_repo(storage: Storage, body: Annotated[RepoBody, Depends(json_b
 LISTING_SORT_KEYS = ("lastModified", "createdAt", "downloads", "likes", "trendingScore")
 # What a listing item leaves out of the repo info unless `full` (or `cardData`) asks for it.
 FULL_ONLY_FIELDS = ("siblings", "cardData", "usedStorage")
+# The `expand` values each client method may send (huggingface_hub's own lists); others are a 400, as on the Hub.
+EXPANDABLE = {
+    "model": set(get_args(ExpandModelProperty_T)),
+    "dataset": set(get_args(ExpandDatasetProperty_T)),
+    "space": set(get_args(ExpandSpaceProperty_T)),
+}
+ALWAYS_SENT = ("_id", "id")
+
+
+def check_expand(repo_type: str, expand: Sequence[str]) -> None:
+    unknown = sorted(set(expand) - EXPANDABLE[repo_type])
+    if unknown:
+        raise HubError(400, None, f"Invalid expand {unknown}; expected some of {sorted(EXPANDABLE[repo_type])}")
+
+
+def expanded(storage: HubStorage, ref: RepoRef, repo: Repo, info: dict, expand: Sequence[str]) -> dict:
+    """With `expand`, the Hub sends the id and the fields asked for, and only those (unknown here: left out)."""
+    if not expand:
+        return info
+    fields = {key: info[key] for key in ALWAYS_SENT}
+    for key in expand:
+        if key == "evalResults":
+            fields[key] = eval_results_json(storage, ref.id, repo)
+        elif key in info:
+            fields[key] = info[key]
+    return fields
 
 
 @router.get("/api/{type_prefix}")
@@ -86,9 +114,11 @@ def list_repos(
     limit: Annotated[int | None, Query(ge=1)] = None,
     full: bool = False,
     cardData: bool = False,
+    expand: Annotated[list[str], Query()] = (),
 ):
     """`list_models`/`list_datasets`: every `filter` is a tag the repo must have; private repos only with the token."""
     repo_type = type_from_prefix(type_prefix)
+    check_expand(repo_type, expand)
     if sort is not None and sort not in LISTING_SORT_KEYS:
         raise HubError(400, None, f"Invalid sort {sort!r}; expected one of {list(LISTING_SORT_KEYS)}")
     storage = settings.storage
@@ -105,8 +135,11 @@ def list_repos(
                 if storage.is_private(repo) and not show_private:
                     continue
                 info = repo_info_json(storage, ref, repo, HEAD_BRANCH)
-            if set(filter) <= set(info["tags"]):
-                yield {key: value for key, value in info.items() if key not in hidden}
+                if set(filter) <= set(info["tags"]):
+                    if expand:
+                        yield expanded(storage, ref, repo, info, expand)
+                    else:
+                        yield {key: value for key, value in info.items() if key not in hidden}
 
     items = matching()
     if sort is not None:
@@ -115,13 +148,17 @@ def list_repos(
 
 
 @router.get("/api/{type_prefix}/{namespace}/{name}")
-def repo_info(storage: Storage, ref: ApiRepo, repo: ReadableApiRepo):
-    return repo_info_json(storage, ref, repo, "main")
+def repo_info(storage: Storage, ref: ApiRepo, repo: ReadableApiRepo, expand: Annotated[list[str], Query()] = ()):
+    check_expand(ref.type, expand)
+    return expanded(storage, ref, repo, repo_info_json(storage, ref, repo, "main"), expand)
 
 
 @router.get("/api/{type_prefix}/{namespace}/{name}/revision/{revision:path}")
-def repo_info_at_revision(storage: Storage, ref: ApiRepo, repo: ReadableApiRepo, revision: str):
-    return repo_info_json(storage, ref, repo, revision)
+def repo_info_at_revision(
+    storage: Storage, ref: ApiRepo, repo: ReadableApiRepo, revision: str, expand: Annotated[list[str], Query()] = ()
+):
+    check_expand(ref.type, expand)
+    return expanded(storage, ref, repo, repo_info_json(storage, ref, repo, revision), expand)
 
 
 def repo_info_json(storage: HubStorage, ref: RepoRef, repo: Repo, revision: str) -> dict:
@@ -152,7 +189,7 @@ def repo_info_json(storage: HubStorage, ref: RepoRef, repo: Repo, revision: str)
         "disabled": False,
         "downloads": 0,
         "likes": 0,
-        "tags": card_tags(metadata),
+        "tags": card_tags(metadata) + ([BENCHMARK_TAG] if ref.type == "dataset" and is_benchmark(files) else []),
         "siblings": siblings,
         "cardData": metadata,
         "usedStorage": sum(sibling["size"] for sibling in siblings),
