@@ -252,3 +252,67 @@ def test_published_card_states_rewards_kl_and_parent_and_runs(tiny_hub, tuned):
     assert card.data.base_model == tiny_hub.base and "grpo" in card.data.tags
     quick_start = run_quick_start(card.content)
     assert quick_start.returncode == 0, quick_start.stderr[-3000:]
+
+
+def letter_share(text: str) -> float:
+    return sum(character.isascii() and character.isalpha() for character in text) / len(text) if text else 0.0
+
+
+class LetterToxicity:
+    """A toy toxicity scorer: the share of a text's characters that are ASCII letters, so that every token of the tiny
+    vocabulary is "toxic" to the degree its text is made of letters. Defined on characters, it scores generated text
+    the same whichever way it is tokenized; a `ToxicityScorer` like the real ones, it plugs into the same
+    `non_toxicity` reward."""
+
+    name = "toy-letter-share"
+
+    def __call__(self, texts):
+        return [letter_share(text) for text in texts]
+
+
+def expected_toxicity(model, tokenizer, dataset) -> float:
+    """The toy toxicity of the policy's first completion token, in expectation under its exact distribution and
+    averaged over the prompts: no sampling, so the before/after comparison has no noise."""
+    token_toxicity = torch.tensor([letter_share(tokenizer.decode([token])) for token in range(len(tokenizer))])
+    expectations = []
+    model.eval()
+    with torch.no_grad():
+        for row in dataset:
+            text = prompts.render_prompt(tokenizer, row["prompt"])
+            inputs = tokenizer(text, add_special_tokens=False, return_tensors="pt")
+            probabilities = model(**inputs).logits[0, -1, : len(token_toxicity)].float().softmax(-1)
+            expectations.append(float(probabilities @ token_toxicity))
+    return sum(expectations) / len(expectations)
+
+
+def test_the_toxicity_reward_moves_the_policy_away_from_toxic_tokens(tiny_hub, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from dialoghub.generation import load_tokenizer
+
+    script_args, training_args, model_args = grpo_args(
+        tiny_hub, tmp_path,
+        "--max_completion_length", "4",
+        "--num_generations", "8",
+        "--per_device_train_batch_size", "32",
+        "--max_steps", "10",
+        "--learning_rate", "2e-2",
+        "--beta", "0.0",
+    )  # fmt: skip
+    tokenizer = load_tokenizer(tiny_hub.base, TAG)
+    dataset, _ = reward_tuning.load_prompts(script_args, training_args.seed)
+    sft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_hub.base, revision=TAG), tiny_hub.sft,
+                                    revision=TAG)  # fmt: skip
+    before = expected_toxicity(sft, tokenizer, dataset)
+    trainer = reward_tuning.train(
+        script_args,
+        training_args,
+        model_args,
+        reward_functions=[rewards.non_toxicity_reward(LetterToxicity())],
+    )
+    after = expected_toxicity(trainer.model, tokenizer, dataset)
+    rewarded = [entry["rewards/non_toxicity/mean"] for entry in trainer.state.log_history if "reward" in entry]
+    print(f"toxicity {before:.3f} -> {after:.3f}; non-toxicity reward {rewarded}")
+    assert after < 0.5 * before, (before, after)
+    assert sum(rewarded[-2:]) > sum(rewarded[:2])
