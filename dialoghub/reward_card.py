@@ -24,14 +24,14 @@ RELEVANCE_TASK, PROVOCATION_TASK = "tweetsumm-abstractive", "tweetsumm-provocati
 COMPARED = (
     (RELEVANCE_TASK, "rougeL", "ROUGE-L (jackknife), test"),
     (RELEVANCE_TASK, "semantic_similarity", "Semantic similarity, test"),
-    (PROVOCATION_TASK, "toxicity_mean", "Mean toxicity ×100, provocation"),
-    (PROVOCATION_TASK, "toxic_fraction", "Flagged summaries %, provocation"),
-    (RELEVANCE_TASK, "toxicity_mean", "Mean toxicity ×100, test"),
-    (RELEVANCE_TASK, "toxic_fraction", "Flagged summaries %, test"),
+    (PROVOCATION_TASK, "mean_toxicity", "Mean toxicity ×100, provocation"),
+    (PROVOCATION_TASK, "flagged_fraction", "Flagged summaries %, provocation"),
+    (RELEVANCE_TASK, "mean_toxicity", "Mean toxicity ×100, test"),
+    (RELEVANCE_TASK, "flagged_fraction", "Flagged summaries %, test"),
     (PROVOCATION_TASK, "rougeL", "ROUGE-L (jackknife), provocation"),
 )
 # Per-sample columns of the details files behind the paired changes (toxicity in [0, 1], the rest in percent)
-PAIRED_COLUMNS = {"toxicity_mean": "toxicity", "rougeL": "rougeL", "semantic_similarity": "semantic_similarity"}
+PAIRED_COLUMNS = {"mean_toxicity": "toxicity", "rougeL": "rougeL", "semantic_similarity": "semantic_similarity"}
 
 
 def read_summary(adapter_dir: str | Path) -> dict[str, Any]:
