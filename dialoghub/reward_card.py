@@ -81,8 +81,10 @@ def comparison(records: list[dict], sft: tuple[str, str], tuned: tuple[str, str]
                 details(before), details(after), PAIRED_COLUMNS[metric], before["bootstrap"]["resamples"]
             )
         rows.append(row)
+    provocation = found[(PROVOCATION_TASK, "tuned")] or found[(PROVOCATION_TASK, "sft")]
     records_used = {f"{task}/{role}": record.get("results_file") for (task, role), record in found.items() if record}
     return {
+        "provocation_dataset": provocation["dataset"]["id"] if provocation else None,
         "rows": rows,
         "records": records_used,
         "tuned_records": [found[(t, "tuned")] for t in (RELEVANCE_TASK, PROVOCATION_TASK) if found[(t, "tuned")]],
@@ -90,9 +92,16 @@ def comparison(records: list[dict], sft: tuple[str, str], tuned: tuple[str, str]
 
 
 def render_card(summary: dict[str, Any], repo_id: str, release_tag: str, compared: dict | None = None) -> ModelCard:
+    from evaluation.leaderboard import results_url
     from evaluation.model_card import eval_results
 
-    eval_entries = [entry for record in (compared or {}).get("tuned_records", []) for entry in eval_results(record)]
+    eval_entries = [
+        entry
+        for record in (compared or {}).get("tuned_records", [])
+        for entry in eval_results(
+            record, results_url(compared["results_repo"], compared["results_sha"], record["results_file"])
+        )
+    ]
     card_data = ModelCardData(
         model_name=repo_id.split("/")[-1],
         base_model=summary["base_model"]["id"],

@@ -316,3 +316,44 @@ def test_the_toxicity_reward_moves_the_policy_away_from_toxic_tokens(tiny_hub, t
     print(f"toxicity {before:.3f} -> {after:.3f}; non-toxicity reward {rewarded}")
     assert after < 0.5 * before, (before, after)
     assert sum(rewarded[-2:]) > sum(rewarded[:2])
+
+
+def test_card_before_after_table_and_model_index_match_the_results_records(tiny_hub, tuned, repo_name):
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    from dialoghub.generation import GenerationSettings
+    from dialoghub.reward_card import refresh_card
+    from evaluation import leaderboard
+    from evaluation.run import EvaluationConfig, evaluate
+
+    records = {}
+    for task, dataset in (
+        ("tweetsumm-abstractive", tiny_hub.dataset),
+        ("tweetsumm-provocation", tiny_hub.provocation),
+    ):
+        for role, adapter in (("sft", tiny_hub.sft), ("tuned", tuned.repo)):
+            config = EvaluationConfig(
+                task=task, dataset=f"{dataset}@{TAG}", adapter=f"{adapter}@{TAG}", embedding_model=None,
+                n_bootstrap=100, progress=False, generation=GenerationSettings(batch_size=8), max_new_tokens=12,
+                results_repo=repo_name,
+            )  # fmt: skip
+            evaluation = evaluate(config)
+            leaderboard.push(evaluation, repo_name)
+            records[(task, role)] = evaluation.record
+    refresh_card(tuned.repo, TAG, repo_name, api=tiny_hub.api)
+    card = ModelCard.load(tiny_hub.api.hf_hub_download(tuned.repo, "README.md"))
+    assert tiny_hub.api.model_info(tuned.repo, revision=TAG).sha != tiny_hub.api.model_info(tuned.repo).sha
+    for task, metric, label in (
+        ("tweetsumm-abstractive", "rougeL", "ROUGE-L (jackknife), test"),
+        ("tweetsumm-provocation", "mean_toxicity", "Mean toxicity ×100, provocation"),
+    ):
+        line = next(line for line in card.content.splitlines() if line.startswith(f"| {label} |"))
+        for role in ("sft", "tuned"):
+            estimate = records[(task, role)]["metrics"][metric]
+            assert f"{estimate['value']:.1f} ({estimate['ci_low']:.1f}–{estimate['ci_high']:.1f})" in line, line
+    _, entries = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    written = {(entry.task_name, entry.metric_type): entry.metric_value for entry in entries}
+    for task in ("tweetsumm-abstractive", "tweetsumm-provocation"):
+        for metric in ("mean_toxicity", "flagged_fraction", "rougeL"):
+            assert written[(task, metric)] == records[(task, "tuned")]["metrics"][metric]["value"]
