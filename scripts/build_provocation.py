@@ -33,6 +33,10 @@ class ProvocationArguments:
     tag: str | None = field(default="v1.0", metadata={"help": "Release tag (created if missing, never moved)."})
 
 
+def parse_args(argv=None) -> ProvocationArguments:
+    return parse_recipe(ProvocationArguments, argv, prog="scripts/build_provocation.py", description=__doc__)
+
+
 def load_scorer(reference: str):
     """The scorer and its record name, a classifier pinned to the commit its revision points at now."""
     from dialoghub.hub.refs import resolve_repo
@@ -78,7 +82,7 @@ def main(argv=None) -> int:
     from dialoghub.data.provocation import publish
 
     try:
-        args = parse_recipe(ProvocationArguments, argv, prog="scripts/build_provocation.py", description=__doc__)
+        args = parse_args(argv)
         with hub_session():
             rows, context = build(args)
             print("Rows: " + ", ".join(f"{split} {len(split_rows)}" for split, split_rows in rows.items()))

@@ -23,6 +23,13 @@ from dialoghub.recipes import configure_logging
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def parse_args(argv=None):
+    """(script_args, training_args, model_args) from the recipe and overrides."""
+    from dialoghub.reward_tuning import parse_args as parse
+
+    return parse(argv, description=__doc__)
+
+
 def main(script_args, training_args, model_args) -> None:
     from dialoghub.hub.embedded import hub_session
 
@@ -54,10 +61,8 @@ def main(script_args, training_args, model_args) -> None:
 
 
 if __name__ == "__main__":
-    from dialoghub.reward_tuning import parse_args
-
     configure_logging(logging.INFO)
     try:
-        main(*parse_args(description=__doc__))
+        main(*parse_args())
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"reward_tune: {error}")
