@@ -62,57 +62,37 @@ def tiny_hub(hub, tmp_path_factory):
 
 
 def grpo_args(tiny_hub, output_dir, *overrides: str):
-    return reward_tuning.parse_args(
-        [
-            "--sft_adapter",
-            f"{tiny_hub.sft}@{TAG}",
-            "--dataset_name",
-            tiny_hub.dataset,
-            "--dataset_revision",
-            TAG,
-            "--provocation_dataset",
-            f"{tiny_hub.provocation}@{TAG}",
-            "--max_train_prompts",
-            "8",
-            "--output_dir",
-            str(output_dir),
-            "--use_cpu",
-            "true",
-            "--bf16",
-            "false",
-            "--dtype",
-            "float32",
-            "--num_generations",
-            "4",
-            "--max_completion_length",
-            "8",
-            "--per_device_train_batch_size",
-            "8",
-            "--gradient_accumulation_steps",
-            "1",
-            "--learning_rate",
-            "1e-2",
-            "--lr_scheduler_type",
-            "constant",
-            "--beta",
-            "0.04",
-            "--max_steps",
-            "2",
-            "--logging_steps",
-            "1",
-            "--save_strategy",
-            "no",
-            "--report_to",
-            "none",
-            "--disable_tqdm",
-            "true",
-            "--dataloader_num_workers",
-            "0",
-            "--seed",
-            "0",
-            *overrides,
-        ]  # fmt: skip
-    )
+    return reward_tuning.parse_args([*grpo_args_argv(tiny_hub, output_dir), *overrides])
+
+
+def grpo_args_argv(tiny_hub, output_dir) -> list[str]:
+    """Flags of scripts/reward_tune.py for a few CPU steps on the tiny model (the recipe's rewards and scorers)."""
+    flags = {
+        "sft_adapter": f"{tiny_hub.sft}@{TAG}",
+        "dataset_name": tiny_hub.dataset,
+        "dataset_revision": TAG,
+        "provocation_dataset": f"{tiny_hub.provocation}@{TAG}",
+        "max_train_prompts": 8,
+        "output_dir": output_dir,
+        "use_cpu": "true",
+        "bf16": "false",
+        "dtype": "float32",
+        "num_generations": 4,
+        "max_completion_length": 8,
+        "per_device_train_batch_size": 8,
+        "gradient_accumulation_steps": 1,
+        "learning_rate": "1e-2",
+        "lr_scheduler_type": "constant",
+        "beta": 0.04,
+        "max_steps": 2,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": "true",
+        "dataloader_num_workers": 0,
+        "seed": 0,
+    }
+    return [item for name, value in flags.items() for item in (f"--{name}", str(value))]
 
 
 def test_provocation_rows_keep_test_dialogs_out_of_training(tiny_hub):
@@ -357,3 +337,33 @@ def test_card_before_after_table_and_model_index_match_the_results_records(tiny_
     for task in ("tweetsumm-abstractive", "tweetsumm-provocation"):
         for metric in ("mean_toxicity", "flagged_fraction", "rougeL"):
             assert written[(task, metric)] == records[(task, "tuned")]["metrics"][metric]["value"]
+
+
+def test_grpo_bench_reports_steps_per_minute_and_where_the_time_goes(tiny_hub, tmp_path, capsys):
+    import importlib.util
+
+    from dialoghub.paths import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("grpo_bench", REPO_ROOT / "benchmarks" / "grpo_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    argv = [
+        *grpo_args_argv(tiny_hub, tmp_path),
+        "--max_steps",
+        "3",
+        "--rewards",
+        "rougeL",
+        "non_toxicity",
+        "--reward_weights",
+        "1.0",
+        "1.0",
+    ]
+    result = bench.main(argv)
+    assert result["steps_counted"] == 2 and result["steps_per_minute"] > 0
+    phases = result["seconds_per_phase"]
+    assert {"generation", "rewards", "reference log-probs", "training"} <= set(phases)
+    assert {"reward: rougeL", "reward: non_toxicity"} <= set(phases)
+    main_phases = sum(phases[name] for name in ("generation", "rewards", "reference log-probs", "training"))
+    assert main_phases == pytest.approx(result["seconds_per_step"], rel=1e-6)
+    assert phases["reward: rougeL"] <= phases["rewards"]
+    assert "steps/min" in capsys.readouterr().out
