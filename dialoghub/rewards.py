@@ -68,11 +68,16 @@ def prompt_leakage(summary: str, dialogue: Turns) -> str | None:
         return f"a {role.group(1)!r} line"
     summary_words = words(summary)
     instructions = (prompts.SYSTEM_PROMPTS[prompts.SUMMARIZE], prompts.SUMMARIZE_INSTRUCTION)
-    summary_runs = (
-        shingles(summary_words, INSTRUCTION_RUN_WORDS) if len(summary_words) >= INSTRUCTION_RUN_WORDS else set()
-    )
-    if any(summary_runs & shingles(words(text), INSTRUCTION_RUN_WORDS) for text in instructions):
-        return "repeats the instructions"
+    summary_runs = shingles(summary_words, INSTRUCTION_RUN_WORDS)
+    padded_summary = f" {' '.join(summary_words)} "
+    for instruction in map(words, instructions):
+        # A short instruction leaks when it is there whole; a long one when any of its runs is
+        if (len(instruction) < INSTRUCTION_RUN_WORDS and f" {' '.join(instruction)} " in padded_summary) or (
+            len(instruction) >= INSTRUCTION_RUN_WORDS
+            and len(summary_words) >= INSTRUCTION_RUN_WORDS
+            and summary_runs & shingles(instruction, INSTRUCTION_RUN_WORDS)
+        ):
+            return "repeats the instructions"
     if len(summary_words) >= COPIED_RUN_WORDS:
         copied = shingles(summary_words, COPIED_RUN_WORDS)
         for turn in dialogue:
