@@ -47,10 +47,8 @@ def test_non_toxicity_is_one_minus_the_scorers_toxicity():
 
 def test_length_is_one_within_the_references_range_and_falls_outside():
     (reward,) = rewards.build_rewards([rewards.LENGTH])
-    shortest, longest = (
-        sorted(len(reference.split()) for reference in REFERENCES)[::1][0],
-        max(len(reference.split()) for reference in REFERENCES),
-    )
+    lengths = [len(reference.split()) for reference in REFERENCES]
+    shortest, longest = min(lengths), max(lengths)
     inside, short, long = " ".join(["word"] * shortest), "word " * (shortest // 2), " ".join(["word"] * (2 * longest))
     assert call(reward, [inside, short, long]) == pytest.approx([1.0, (shortest // 2) / shortest, 0.0])
 
@@ -60,7 +58,7 @@ def test_length_is_one_within_the_references_range_and_falls_outside():
     [
         (COPY, "copies 15+ words of a Customer turn"),
         ("Customer: my parcel is late", "'Customer' line"),
-        ("Summarize this conversation. The parcel is late.", None),
+        ("Summarize this conversation. The parcel is late.", "repeats the instructions"),
         (f"The parcel is late. {prompts.SYSTEM_PROMPTS[prompts.SUMMARIZE]}", "repeats the instructions"),
         ("The parcel is late.<|im_end|>", "chat-template token"),
         (GOOD, None),
