@@ -4,6 +4,7 @@ provocation dataset served by the real embedded Hub."""
 import json
 import types
 import uuid
+from pathlib import Path
 
 import pytest
 import torch
@@ -367,3 +368,29 @@ def test_grpo_bench_reports_steps_per_minute_and_where_the_time_goes(tiny_hub, t
     assert main_phases == pytest.approx(result["seconds_per_step"], rel=1e-6)
     assert phases["reward: rougeL"] <= phases["rewards"]
     assert "steps/min" in capsys.readouterr().out
+
+
+def test_build_provocation_script_publishes_a_release_and_a_rebuild_changes_nothing(tiny_hub, repo_name, capsys):
+    import importlib.util
+
+    from datasets import load_dataset
+
+    from dialoghub.paths import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("build_provocation", REPO_ROOT / "scripts" / "build_provocation.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    argv = ["--source", f"{tiny_hub.dataset}@{TAG}", "--repo_id", repo_name, "--tag", TAG]
+    assert script.main(argv) == 0
+    first = tiny_hub.api.dataset_info(repo_name, revision=TAG).sha
+    assert script.main(argv) == 0
+    assert "unchanged, no new commit" in capsys.readouterr().out
+    assert tiny_hub.api.dataset_info(repo_name).sha == first
+    published = load_dataset(repo_name, revision=TAG)
+    assert published["test"].to_list() == tiny_hub.rows["test"]
+    files = tiny_hub.api.list_repo_files(repo_name, repo_type="dataset", revision=TAG)
+    assert "abuse_phrases.yaml" in files
+    card = tiny_hub.api.hf_hub_download(repo_name, "README.md", repo_type="dataset", revision=TAG)
+    content = Path(card).read_text(encoding="utf-8")
+    assert tiny_hub.api.dataset_info(tiny_hub.dataset, revision=TAG).sha in content
+    assert "inserted (test): 6" in content
