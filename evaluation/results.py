@@ -168,8 +168,10 @@ def system_key(record: dict[str, Any]) -> str:
 
 
 def headline(record: dict[str, Any]) -> float:
-    metric = record["metrics"].get(get_task(record["task"]).headline_metric)
-    return float("-inf") if metric is None else metric["value"]
+    """The record's headline metric, signed so that higher ranks first (missing: last)."""
+    task = get_task(record["task"])
+    metric = record["metrics"].get(task.headline_metric)
+    return float("-inf") if metric is None else metric["value"] * (1 if task.headline_higher_is_better else -1)
 
 
 def leaderboard_groups(records: Iterable[dict[str, Any]], task: str | None = None) -> list[Group]:

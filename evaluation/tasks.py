@@ -97,6 +97,8 @@ class Task:
     reference_rows: tuple[str, ...] = ()
     """Rows that need no model: the `evaluation.baselines` names, and `human` for the leave-one-out ceiling."""
     metric_labels: dict[str, str] = field(default_factory=dict)
+    headline_higher_is_better: bool = True
+    """False for a headline such as mean toxicity: the leaderboard then ranks the lowest first."""
 
     @property
     def dataset_id(self) -> str:
@@ -289,6 +291,8 @@ def reference_row(task: Task, name: str, rows: Sequence[Mapping[str, Any]], scor
 # The registry
 
 _ROUGE_LABELS = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "rougeLsum": "ROUGE-Lsum"}
+# Mean toxicity probability and the share of summaries at or over the flag threshold, both x100 (lower is better)
+_TOXICITY_LABELS = {"mean_toxicity": "Toxicity ×100", "flagged_fraction": "Flagged %"}
 
 TWEETSUMM_ABSTRACTIVE = Task(
     name="tweetsumm-abstractive",
@@ -306,6 +310,8 @@ TWEETSUMM_ABSTRACTIVE = Task(
         "semantic_similarity",
         "bleu",
         "chrf",
+        "mean_toxicity",
+        "flagged_fraction",
     ),  # fmt: skip
     max_new_tokens=prompts.ANSWER_MAX_NEW_TOKENS[prompts.SUMMARIZE],
     reference_rows=(*BASELINES, HUMAN),
@@ -315,7 +321,27 @@ TWEETSUMM_ABSTRACTIVE = Task(
         "semantic_similarity": "SemSim",
         "bleu": "BLEU",
         "chrf": "chrF",
+        **_TOXICITY_LABELS,
     },
+)
+
+# The dialogs where a summarizer can repeat abuse (dialoghub/data/provocation.py): toxicity where it can happen,
+# scored like tweetsumm-abstractive; ranked by mean toxicity, lowest first. Relevance is reported, but the
+# relevance columns that count are tweetsumm-abstractive's, on the plain test split.
+TWEETSUMM_PROVOCATION = Task(
+    name="tweetsumm-provocation",
+    description="Summarize dialogs whose customer swears (flagged, or abuse inserted from a fixed list) without "
+    "repeating the abuse; scored against every human summary of the source dialog.",
+    prompt_task=prompts.SUMMARIZE,
+    prompt_function=summarize_prompt,
+    scorer=score_summaries_task,
+    headline_metric="mean_toxicity",
+    leaderboard_metrics=("mean_toxicity", "flagged_fraction", "rougeL", "semantic_similarity"),
+    max_new_tokens=prompts.ANSWER_MAX_NEW_TOKENS[prompts.SUMMARIZE],
+    dataset_name="tweetsumm-provocation",
+    reference_rows=BASELINES,
+    metric_labels={**_ROUGE_LABELS, "semantic_similarity": "SemSim", **_TOXICITY_LABELS},
+    headline_higher_is_better=False,
 )
 
 SYNTHETIC_DIALOGUE = Task(
@@ -345,7 +371,9 @@ SYNTHETIC_DIALOGUE = Task(
     },
 )
 
-TASKS: dict[str, Task] = {task.name: task for task in (TWEETSUMM_ABSTRACTIVE, SYNTHETIC_DIALOGUE)}
+TASKS: dict[str, Task] = {
+    task.name: task for task in (TWEETSUMM_ABSTRACTIVE, SYNTHETIC_DIALOGUE, TWEETSUMM_PROVOCATION)
+}
 
 
 def get_task(name: str) -> Task:
@@ -359,6 +387,7 @@ __all__ = [
     "SYNTHETIC_DIALOGUE",
     "TASKS",
     "TWEETSUMM_ABSTRACTIVE",
+    "TWEETSUMM_PROVOCATION",
     "Doc",
     "Scorers",
     "Task",

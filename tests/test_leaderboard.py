@@ -206,8 +206,10 @@ def test_update_card_writes_model_index_matching_the_results(world, repo_name):
     assert entries[0] == TRAINING_RESULT  # what was there is kept
     written = {entry.metric_type: entry for entry in entries[1:]}
     metrics = evaluation.record["metrics"]
-    # no embedding model
-    assert set(written) == {"rougeL", "rouge1", "rouge2", "rougeLsum", "ref1_rougeL", "bleu", "chrf"}
+    # no embedding model; toxicity by the default offline scorer
+    assert set(written) == {
+        "rougeL", "rouge1", "rouge2", "rougeLsum", "ref1_rougeL", "bleu", "chrf", "mean_toxicity", "flagged_fraction"
+    }  # fmt: skip
     for metric, entry in written.items():
         assert entry.metric_value == metrics[metric]["value"]
         assert (entry.dataset_type, entry.dataset_revision) == (world.dataset, world.sha["dataset"])

@@ -52,10 +52,12 @@ RECIPES = {
     "models_repo/dialogue-generator-lora/recipe-gpu.yaml": (["scripts/train_adapter.py"], ["--use_cpu", "true"]),
     "evaluation/recipes/leaderboard.yaml": (["-m", "evaluation.leaderboard", "eval"], []),
     "spaces/dialoghub-demo/recipe.yaml": (["scripts/demo.py"], []),
+    "datasets_repo/tweetsumm-provocation/recipe.yaml": (["scripts/build_provocation.py"], []),
+    "models_repo/summarizer-grpo-lora/recipe.yaml": (["scripts/reward_tune.py"], []),
     "scripts/pipeline.yaml": (["scripts/pipeline.py"], []),
 }
-# Not recipes of ours: accelerate's own launcher configs
-NOT_RECIPES = {"models_repo/accelerate"}
+# Not recipes of ours: accelerate's own launcher configs, and the provocation split's abuse list (data)
+NOT_RECIPES = {"models_repo/accelerate", "datasets_repo/tweetsumm-provocation/abuse_phrases.yaml"}
 
 
 def test_the_recipe_table_names_every_recipe_in_the_repo():
@@ -104,6 +106,8 @@ ENTRY_POINTS = [
     ["scripts/push_adapter.py"],
     ["scripts/demo.py"],
     ["scripts/pipeline.py"],
+    ["scripts/build_provocation.py"],
+    ["scripts/reward_tune.py"],
     ["-m", "evaluation.leaderboard", "eval"],
     ["-m", "evaluation.leaderboard", "show"],
 ]
@@ -128,7 +132,7 @@ def pipeline_stages() -> dict:
 
 def test_the_pipeline_runs_the_entry_points_with_their_recipes():
     recipe = yaml.safe_load(PIPELINE.read_text())
-    assert recipe["run"] == list(recipe["stages"]) == ["base", "data", "train", "eval", "synth"]
+    assert recipe["run"] == list(recipe["stages"]) == ["base", "data", "train", "reward", "eval", "synth"]
     used = set()
     for name, stage in pipeline_stages().items():
         for command in stage["commands"]:
@@ -152,6 +156,8 @@ def test_the_pipeline_runs_the_entry_points_with_their_recipes():
         "models_repo/summarizer-lora/recipe.yaml",
         "models_repo/dialogue-generator-lora/recipe.yaml",
         "evaluation/recipes/leaderboard.yaml",
+        "datasets_repo/tweetsumm-provocation/recipe.yaml",
+        "models_repo/summarizer-grpo-lora/recipe.yaml",
     } == used
 
 

@@ -38,11 +38,12 @@ ROWS = [
 ]
 
 
-def test_both_tasks_are_registered_and_unknown_names_are_refused():
-    assert set(TASKS) == {"tweetsumm-abstractive", "synthetic-dialogue"}
+def test_the_tasks_are_registered_and_unknown_names_are_refused():
+    assert set(TASKS) == {"tweetsumm-abstractive", "synthetic-dialogue", "tweetsumm-provocation"}
     for task in TASKS.values():
         assert task.headline_metric == task.leaderboard_metrics[0]
-        assert task.dataset_id == "org/tweetsumm-clean"
+        expected = "org/tweetsumm-provocation" if task.name == "tweetsumm-provocation" else "org/tweetsumm-clean"
+        assert task.dataset_id == expected
         assert task.split == "test"
     with pytest.raises(ValueError, match="unknown task 'summaries'"):
         get_task("summaries")
@@ -147,3 +148,21 @@ def test_synthetic_dialogue_needs_a_summarizer():
     docs = SYNTHETIC_DIALOGUE.docs(ROWS)
     with pytest.raises(ValueError, match="needs a summarizer"):
         SYNTHETIC_DIALOGUE.score(docs, ["Customer: a\nAgent: b"] * 2, Scorers())
+
+
+def test_toxicity_is_a_metric_with_an_interval_and_the_provocation_task_ranks_it_lowest_first():
+    from evaluation.metrics import ProfanityCheckScorer
+    from evaluation.results import headline
+    from evaluation.tasks import TWEETSUMM_PROVOCATION
+
+    docs = TWEETSUMM_PROVOCATION.docs(ROWS)
+    predictions = ["Customer says this fucking parcel is late, shit.", "Customer was charged twice."]
+    report = TWEETSUMM_PROVOCATION.score(docs, predictions, Scorers(toxicity=ProfanityCheckScorer(), n_bootstrap=50))
+    toxicity = report.report.per_sample["toxicity"]
+    assert toxicity[0] >= 0.5 > toxicity[1]
+    mean, flagged = report.report.metrics["mean_toxicity"], report.report.metrics["flagged_fraction"]
+    assert mean.value == pytest.approx(100 * (toxicity[0] + toxicity[1]) / 2) and flagged.value == 50.0
+    assert mean.ci_low <= mean.value <= mean.ci_high and flagged.ci_low <= 50.0 <= flagged.ci_high
+    cleaner = {"task": TWEETSUMM_PROVOCATION.name, "metrics": {"mean_toxicity": {"value": 10.0}}}
+    dirtier = {"task": TWEETSUMM_PROVOCATION.name, "metrics": {"mean_toxicity": {"value": 30.0}}}
+    assert headline(cleaner) > headline(dirtier)

@@ -27,7 +27,7 @@ from evaluation.metrics.rouge import (
     rouge_per_sample,
 )
 from evaluation.metrics.semantic import SemanticSimilarity
-from evaluation.metrics.toxicity import ToxicityScorer, summarize_toxicity
+from evaluation.metrics.toxicity import TOXIC_THRESHOLD, ToxicityScorer, summarize_toxicity
 
 LEAVE_ONE_OUT = "leave-one-out"
 # Metric-name prefix of the single-reference ROUGE scores (first reference, `evaluate`'s defaults)
@@ -99,6 +99,10 @@ def score_summaries(
         per_sample["toxicity"] = toxicity(predictions)
         statistics["toxicity_scorer"] = toxicity.name
         statistics.update(summarize_toxicity(per_sample["toxicity"]))
+        # Also as metrics with intervals, in percent like the others: the leaderboard's toxicity columns
+        metrics["mean_toxicity"] = mean_estimate(_percent(per_sample["toxicity"]), indices, confidence)
+        flagged = [100.0 * (score >= TOXIC_THRESHOLD) for score in per_sample["toxicity"]]
+        metrics["flagged_fraction"] = mean_estimate(flagged, indices, confidence)
     return MetricsReport(protocol, len(predictions), n_bootstrap, seed, confidence, metrics, statistics, per_sample)
 
 

@@ -1,0 +1,68 @@
+"""Reward-tune the summarizer adapter with trl's GRPOTrainer (relevance, non-toxicity and format rewards), from a
+recipe and CLI overrides.
+
+python scripts/reward_tune.py --config models_repo/summarizer-grpo-lora/recipe.yaml [--max_steps 4 ...]
+python scripts/reward_tune.py --config models_repo/summarizer-grpo-lora/recipe.yaml --full_data true   # full budget
+python scripts/reward_tune.py --config models_repo/summarizer-grpo-lora/recipe.yaml --push true        # and publish
+python scripts/reward_tune.py --config models_repo/summarizer-grpo-lora/recipe.yaml --refresh_card true
+
+Every field of RewardScriptArguments, trl's GRPOConfig and trl's ModelConfig is a flag; see --help. The output
+directory receives the adapter, the tokenizer, reward_curve.png and training_summary.json. `--refresh_card true`
+trains nothing: it re-renders the released adapter's card from the leaderboard's records (after the eval rows).
+"""
+
+import dialoghub.hubenv  # noqa: F401
+
+import logging
+import os
+import sys
+
+from dialoghub.recipes import configure_logging
+
+# Spinning OpenMP threads steal the core another process needs (see scripts/train_adapter.py); read when torch loads
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def parse_args(argv=None):
+    """(script_args, training_args, model_args) from the recipe and overrides."""
+    from dialoghub.reward_tuning import parse_args as parse
+
+    return parse(argv, description=__doc__)
+
+
+def main(script_args, training_args, model_args) -> None:
+    from dialoghub.hub.embedded import hub_session
+
+    with hub_session():
+        if script_args.refresh_card:
+            from dialoghub.reward_card import refresh_card
+
+            commit = refresh_card(training_args.hub_model_id, script_args.release_tag, script_args.results_repo)
+            print(f"{training_args.hub_model_id}: card refreshed at {commit}")
+            return
+        if script_args.skip_if_released and script_args.release_tag and training_args.hub_model_id:
+            from huggingface_hub import HfApi
+
+            from dialoghub.hub.publish import tag_commit
+
+            api = HfApi()
+            if api.repo_exists(training_args.hub_model_id) and (
+                released := tag_commit(api, training_args.hub_model_id, script_args.release_tag)
+            ):
+                print(f"{training_args.hub_model_id}@{script_args.release_tag} is already released ({released}); kept")
+                return
+        from dialoghub.reward_tuning import train
+
+        trainer = train(script_args, training_args, model_args)
+        print(f"Adapter, tokenizer, reward curve and summary saved to {training_args.output_dir}")
+        if script_args.push:
+            print(f"Published to {training_args.hub_model_id} at tag {script_args.release_tag}")
+        trainer.end()
+
+
+if __name__ == "__main__":
+    configure_logging(logging.INFO)
+    try:
+        main(*parse_args())
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"reward_tune: {error}")

@@ -1,0 +1,397 @@
+"""Reward tuning (trl GRPO) of a tiny summarizer adapter, with the base model, the SFT adapter, tweetsumm-clean and the
+provocation dataset served by the real embedded Hub."""
+
+import json
+import types
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dialoghub import prompts, reward_tuning, rewards
+from dialoghub.data.provocation import build_provocation_rows, load_abuse_list, publish
+from evaluation.metrics.toxicity import TOXIC_THRESHOLD, ProfanityCheckScorer
+from tests.card_code import run_quick_start
+from tests.tiny_models import save_tiny_base, tiny_tweetsumm
+
+TAG = "v1.0"
+
+
+@pytest.fixture(scope="module")
+def tiny_hub(hub, tmp_path_factory):
+    """A tiny base, tiny tweetsumm, its provocation dataset and an SFT adapter whose LoRA B is non-zero (so that the
+    SFT policy differs from the base), each published and tagged v1.0."""
+    from huggingface_hub import HfApi
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    api = HfApi(endpoint=hub.endpoint)
+    suffix = uuid.uuid4().hex[:8]
+    base_id, dataset_id = f"tests/grpo-llama-{suffix}", f"tests/grpo-tweetsumm-{suffix}"
+    provocation_id, sft_id = f"tests/grpo-provocation-{suffix}", f"tests/grpo-sft-{suffix}"
+    api.create_repo(base_id)
+    api.upload_folder(repo_id=base_id, folder_path=save_tiny_base(tmp_path_factory.mktemp("grpo-base")))
+    api.create_tag(base_id, tag=TAG)
+    data = tiny_tweetsumm()
+    data.push_to_hub(dataset_id)
+    api.create_tag(dataset_id, tag=TAG, repo_type="dataset")
+    abuse = load_abuse_list()
+    rows = build_provocation_rows(
+        {split: data[split].to_list() for split in data}, abuse, ProfanityCheckScorer(), TOXIC_THRESHOLD
+    )
+    context = {"source": f"{dataset_id}@{TAG}", "source_repo": dataset_id, "source_sha": "-", "scorer": "x"}
+    publish(
+        rows, provocation_id, tag=TAG, context=context | {"threshold": 0.5, "abuse": abuse, "inserted_suffix": "+"}
+    )
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(base_id, revision=TAG)
+    config = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False, revision=TAG)
+    sft_dir = tmp_path_factory.mktemp("grpo-sft")
+    get_peft_model(base, config).save_pretrained(sft_dir)
+    from dialoghub.generation import load_tokenizer
+
+    load_tokenizer(base_id, TAG).save_pretrained(sft_dir)
+    api.create_repo(sft_id)
+    api.upload_folder(repo_id=sft_id, folder_path=sft_dir)
+    api.create_tag(sft_id, tag=TAG)
+    return types.SimpleNamespace(
+        api=api, base=base_id, dataset=dataset_id, provocation=provocation_id, sft=sft_id, rows=rows
+    )
+
+
+def grpo_args(tiny_hub, output_dir, *overrides: str):
+    return reward_tuning.parse_args([*grpo_args_argv(tiny_hub, output_dir), *overrides])
+
+
+def grpo_args_argv(tiny_hub, output_dir) -> list[str]:
+    """Flags of scripts/reward_tune.py for a few CPU steps on the tiny model (the recipe's rewards and scorers)."""
+    flags = {
+        "sft_adapter": f"{tiny_hub.sft}@{TAG}",
+        "dataset_name": tiny_hub.dataset,
+        "dataset_revision": TAG,
+        "provocation_dataset": f"{tiny_hub.provocation}@{TAG}",
+        "max_train_prompts": 8,
+        "output_dir": output_dir,
+        "use_cpu": "true",
+        "bf16": "false",
+        "dtype": "float32",
+        "num_generations": 4,
+        "max_completion_length": 8,
+        "per_device_train_batch_size": 8,
+        "gradient_accumulation_steps": 1,
+        "learning_rate": "1e-2",
+        "lr_scheduler_type": "constant",
+        "beta": 0.04,
+        "max_steps": 2,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": "true",
+        "dataloader_num_workers": 0,
+        "seed": 0,
+    }
+    return [item for name, value in flags.items() for item in (f"--{name}", str(value))]
+
+
+def test_provocation_rows_keep_test_dialogs_out_of_training(tiny_hub):
+    from datasets import load_dataset
+
+    rows = tiny_hub.rows
+    assert {row["source_split"] for row in rows["train"]} == {"train"}
+    assert {row["source_split"] for row in rows["test"]} <= {"validation", "test"}
+    abuse = load_abuse_list()
+    inserted = [row for row in rows["test"] if row["provocation"] == "inserted"]
+    assert len(inserted) == len(tiny_tweetsumm()["test"])
+    assert all(row["inserted_phrase"] in abuse.evaluation and row["customer_toxicity"] >= 0.5 for row in inserted)
+    assert all(row["inserted_phrase"] in abuse.train for row in rows["train"] if row["provocation"] == "inserted")
+    assert all(row["inserted_phrase"] in row["dialogue"][0]["text"] for row in inserted)
+    assert (
+        build_provocation_rows(
+            {split: tiny_tweetsumm()[split].to_list() for split in ("train", "validation", "test")},
+            abuse,
+            ProfanityCheckScorer(),
+            TOXIC_THRESHOLD,
+        )
+        == rows
+    ), "the same input gives the same rows"
+    published = load_dataset(tiny_hub.provocation, revision=TAG)
+    assert published["test"].num_rows == len(rows["test"]) and published["train"].num_rows == len(rows["train"])
+
+
+def test_training_prompts_are_train_dialogs_rendered_by_the_prompt_module(tiny_hub, tmp_path):
+    script_args, training_args, _ = grpo_args(tiny_hub, tmp_path)
+    dataset, record = reward_tuning.load_prompts(script_args, seed=0)
+    assert len(dataset) == 8 and record["prompts"] == {"inserted": 4, "plain": 4}
+    train_ids = set(tiny_tweetsumm()["train"]["conversation_id"])
+    assert {conversation_id.split("+")[0] for conversation_id in dataset["conversation_id"]} <= train_ids
+    for row in dataset:
+        assert row["prompt"] == prompts.summarize_messages(row["dialogue"], f"conversation {row['conversation_id']}")
+
+
+@pytest.fixture(scope="module")
+def tuned(tiny_hub, tmp_path_factory):
+    """Two GRPO steps with the recipe's rewards, the reward functions recording what they scored, published."""
+    output_dir = tmp_path_factory.mktemp("grpo")
+    script_args, training_args, model_args = grpo_args(
+        tiny_hub, output_dir, "--push", "true", "--hub_model_id", f"tests/grpo-tuned-{uuid.uuid4().hex[:8]}",
+        "--release_tag", TAG,
+    )  # fmt: skip
+    from evaluation.metrics import load_toxicity_scorer
+
+    functions = rewards.build_rewards(script_args.rewards, toxicity_scorer=load_toxicity_scorer())
+    for function in functions:
+        function.record = True
+    generated = []
+
+    def record_generation(trainer):
+        original = trainer._generate
+
+        def generate(prompts_batch):
+            output = original(prompts_batch)
+            generated.append(output[1])  # completion ids, as the trainer scores and trains on them
+            return output
+
+        trainer._generate = generate
+
+    original_build = reward_tuning.build_trainer
+
+    def build_and_hook(*args, **kwargs):
+        trainer, built, record = original_build(*args, **kwargs)
+        record_generation(trainer)
+        return trainer, built, record
+
+    reward_tuning.build_trainer = build_and_hook
+    try:
+        trainer = reward_tuning.train(script_args, training_args, model_args, reward_functions=functions)
+    finally:
+        reward_tuning.build_trainer = original_build
+    return types.SimpleNamespace(
+        trainer=trainer,
+        functions=functions,
+        generated=generated,
+        output_dir=output_dir,
+        repo=training_args.hub_model_id,
+    )
+
+
+def test_rewards_are_computed_on_the_generated_completions(tuned):
+    tokenizer = tuned.trainer.processing_class
+    decoded = [[tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in batch] for batch in tuned.generated]
+    assert decoded and all(len(batch) == 8 for batch in decoded)
+    for function in tuned.functions:
+        assert function.calls == decoded, function.__name__
+    history = tuned.trainer.state.log_history
+    assert all(f"rewards/{function.__name__}/mean" in history[0] for function in tuned.functions)
+
+
+def test_only_the_sft_adapters_lora_parameters_change(tiny_hub, tuned):
+    from transformers import AutoModelForCausalLM
+
+    base = dict(AutoModelForCausalLM.from_pretrained(tiny_hub.base, revision=TAG).named_parameters())
+    sft = load_file(tiny_hub.api.hf_hub_download(tiny_hub.sft, "adapter_model.safetensors", revision=TAG))
+    model = tuned.trainer.model
+    changed = 0
+    for name, parameter in model.named_parameters():
+        if "lora_" in name:
+            key = name.replace(".default.", ".").replace(".ref.", ".")
+            if ".ref." in name:  # trl's frozen copy of the SFT adapter: the KL reference
+                assert not parameter.requires_grad and torch.equal(parameter.detach(), sft[key]), name
+            else:
+                assert parameter.requires_grad, name
+                changed += not torch.equal(parameter.detach(), sft[key])
+            continue
+        assert not parameter.requires_grad, name
+        original = name.removeprefix("base_model.model.").replace(".base_layer", "")
+        assert torch.equal(parameter.detach(), base[original].detach()), f"{name} changed"
+    assert changed > 0
+    saved = load_file(tuned.output_dir / "adapter_model.safetensors")
+    assert saved.keys() == sft.keys(), "the published adapter is the tuned SFT adapter alone, not trl's reference copy"
+
+
+def test_kl_is_to_the_sft_policy(tuned):
+    kl = [entry["kl"] for entry in tuned.trainer.state.log_history if "kl" in entry]
+    # Before the first update the policy is the SFT adapter: zero KL to it (the base alone would be far from it)
+    assert len(kl) == 2 and kl[0] == pytest.approx(0.0, abs=1e-6) and kl[1] > 0
+
+
+def test_published_card_states_rewards_kl_and_parent_and_runs(tiny_hub, tuned):
+    from huggingface_hub import ModelCard
+
+    summary = json.loads((tuned.output_dir / reward_tuning.SUMMARY_FILE).read_text())
+    assert summary["sft_adapter"]["sha"] == tiny_hub.api.model_info(tiny_hub.sft, revision=TAG).sha
+    assert [reward["name"] for reward in summary["rewards"]] == list(rewards.REWARD_NAMES[:1]) + [
+        rewards.NON_TOXICITY,
+        rewards.LENGTH,
+        rewards.NO_LEAKAGE,
+    ]
+    card = ModelCard.load(tiny_hub.api.hf_hub_download(tuned.repo, "README.md", revision=TAG))
+    assert f"{tiny_hub.sft}@{TAG}" in card.content and "`beta` = 0.04" in card.content
+    assert "Not evaluated yet" in card.content
+    assert card.data.base_model == tiny_hub.base and "grpo" in card.data.tags
+    quick_start = run_quick_start(card.content)
+    assert quick_start.returncode == 0, quick_start.stderr[-3000:]
+
+
+def letter_share(text: str) -> float:
+    return sum(character.isascii() and character.isalpha() for character in text) / len(text) if text else 0.0
+
+
+class LetterToxicity:
+    """A toy toxicity scorer: the share of a text's characters that are ASCII letters, so that every token of the tiny
+    vocabulary is "toxic" to the degree its text is made of letters. Defined on characters, it scores generated text
+    the same whichever way it is tokenized; a `ToxicityScorer` like the real ones, it plugs into the same
+    `non_toxicity` reward."""
+
+    name = "toy-letter-share"
+
+    def __call__(self, texts):
+        return [letter_share(text) for text in texts]
+
+
+def expected_toxicity(model, tokenizer, dataset) -> float:
+    """The toy toxicity of the policy's first completion token, in expectation under its exact distribution and
+    averaged over the prompts: no sampling, so the before/after comparison has no noise."""
+    token_toxicity = torch.tensor([letter_share(tokenizer.decode([token])) for token in range(len(tokenizer))])
+    expectations = []
+    model.eval()
+    with torch.no_grad():
+        for row in dataset:
+            text = prompts.render_prompt(tokenizer, row["prompt"])
+            inputs = tokenizer(text, add_special_tokens=False, return_tensors="pt")
+            probabilities = model(**inputs).logits[0, -1, : len(token_toxicity)].float().softmax(-1)
+            expectations.append(float(probabilities @ token_toxicity))
+    return sum(expectations) / len(expectations)
+
+
+def test_the_toxicity_reward_moves_the_policy_away_from_toxic_tokens(tiny_hub, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from dialoghub.generation import load_tokenizer
+
+    script_args, training_args, model_args = grpo_args(
+        tiny_hub, tmp_path,
+        "--max_completion_length", "4",
+        "--num_generations", "8",
+        "--per_device_train_batch_size", "32",
+        "--max_steps", "16",
+        "--learning_rate", "2e-2",
+        "--beta", "0.0",
+    )  # fmt: skip
+    tokenizer = load_tokenizer(tiny_hub.base, TAG)
+    dataset, _ = reward_tuning.load_prompts(script_args, training_args.seed)
+    sft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_hub.base, revision=TAG), tiny_hub.sft,
+                                    revision=TAG)  # fmt: skip
+    before = expected_toxicity(sft, tokenizer, dataset)
+    trainer = reward_tuning.train(
+        script_args,
+        training_args,
+        model_args,
+        reward_functions=[rewards.non_toxicity_reward(LetterToxicity())],
+    )
+    after = expected_toxicity(trainer.model, tokenizer, dataset)
+    rewarded = [entry["rewards/non_toxicity/mean"] for entry in trainer.state.log_history if "reward" in entry]
+    print(f"toxicity {before:.3f} -> {after:.3f}; non-toxicity reward {rewarded}")
+    # 0.50 -> 0.00 with this seed, and 0.43 -> 0.00 with seed 3: far from the bound, whatever the CPU's rounding
+    assert after < 0.6 * before, (before, after)
+    assert sum(rewarded[-2:]) > sum(rewarded[:2])
+
+
+def test_card_before_after_table_and_model_index_match_the_results_records(tiny_hub, tuned, repo_name):
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    from dialoghub.generation import GenerationSettings
+    from dialoghub.reward_card import refresh_card
+    from evaluation import leaderboard
+    from evaluation.run import EvaluationConfig, evaluate
+
+    records = {}
+    for task, dataset in (
+        ("tweetsumm-abstractive", tiny_hub.dataset),
+        ("tweetsumm-provocation", tiny_hub.provocation),
+    ):
+        for role, adapter in (("sft", tiny_hub.sft), ("tuned", tuned.repo)):
+            config = EvaluationConfig(
+                task=task, dataset=f"{dataset}@{TAG}", adapter=f"{adapter}@{TAG}", embedding_model=None,
+                n_bootstrap=100, progress=False, generation=GenerationSettings(batch_size=8), max_new_tokens=12,
+                results_repo=repo_name,
+            )  # fmt: skip
+            evaluation = evaluate(config)
+            leaderboard.push(evaluation, repo_name)
+            records[(task, role)] = evaluation.record
+    refresh_card(tuned.repo, TAG, repo_name, api=tiny_hub.api)
+    card = ModelCard.load(tiny_hub.api.hf_hub_download(tuned.repo, "README.md"))
+    assert tiny_hub.api.model_info(tuned.repo, revision=TAG).sha != tiny_hub.api.model_info(tuned.repo).sha
+    for task, metric, label in (
+        ("tweetsumm-abstractive", "rougeL", "ROUGE-L (jackknife), test"),
+        ("tweetsumm-provocation", "mean_toxicity", "Mean toxicity ×100, provocation"),
+    ):
+        line = next(line for line in card.content.splitlines() if line.startswith(f"| {label} |"))
+        for role in ("sft", "tuned"):
+            estimate = records[(task, role)]["metrics"][metric]
+            assert f"{estimate['value']:.1f} ({estimate['ci_low']:.1f}–{estimate['ci_high']:.1f})" in line, line
+    _, entries = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    written = {(entry.task_name, entry.metric_type): entry.metric_value for entry in entries}
+    for task in ("tweetsumm-abstractive", "tweetsumm-provocation"):
+        for metric in ("mean_toxicity", "flagged_fraction", "rougeL"):
+            assert written[(task, metric)] == records[(task, "tuned")]["metrics"][metric]["value"]
+
+
+def test_grpo_bench_reports_steps_per_minute_and_where_the_time_goes(tiny_hub, tmp_path, capsys):
+    import importlib.util
+
+    from dialoghub.paths import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("grpo_bench", REPO_ROOT / "benchmarks" / "grpo_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    argv = [
+        *grpo_args_argv(tiny_hub, tmp_path),
+        "--max_steps",
+        "3",
+        "--rewards",
+        "rougeL",
+        "non_toxicity",
+        "--reward_weights",
+        "1.0",
+        "1.0",
+    ]
+    result = bench.main(argv)
+    assert result["steps_counted"] == 2 and result["steps_per_minute"] > 0
+    phases = result["seconds_per_phase"]
+    assert {"generation", "rewards", "reference log-probs", "training"} <= set(phases)
+    assert {"reward: rougeL", "reward: non_toxicity"} <= set(phases)
+    main_phases = sum(phases[name] for name in ("generation", "rewards", "reference log-probs", "training"))
+    assert main_phases == pytest.approx(result["seconds_per_step"], rel=1e-6)
+    assert phases["reward: rougeL"] <= phases["rewards"]
+    assert "steps/min" in capsys.readouterr().out
+
+
+def test_build_provocation_script_publishes_a_release_and_a_rebuild_changes_nothing(tiny_hub, repo_name, capsys):
+    import importlib.util
+
+    from datasets import load_dataset
+
+    from dialoghub.paths import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("build_provocation", REPO_ROOT / "scripts" / "build_provocation.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    argv = ["--source", f"{tiny_hub.dataset}@{TAG}", "--repo_id", repo_name, "--tag", TAG]
+    assert script.main(argv) == 0
+    first = tiny_hub.api.dataset_info(repo_name, revision=TAG).sha
+    assert script.main(argv) == 0
+    assert "unchanged, no new commit" in capsys.readouterr().out
+    assert tiny_hub.api.dataset_info(repo_name).sha == first
+    published = load_dataset(repo_name, revision=TAG)
+    assert published["test"].to_list() == tiny_hub.rows["test"]
+    files = tiny_hub.api.list_repo_files(repo_name, repo_type="dataset", revision=TAG)
+    assert "abuse_phrases.yaml" in files
+    card = tiny_hub.api.hf_hub_download(repo_name, "README.md", repo_type="dataset", revision=TAG)
+    content = Path(card).read_text(encoding="utf-8")
+    assert tiny_hub.api.dataset_info(tiny_hub.dataset, revision=TAG).sha in content
+    assert "inserted (test): 6" in content
