@@ -154,6 +154,8 @@ def refresh_card(repo_id: str, release_tag: str, results_repo: str | None = None
 
     from dialoghub.hub.publish import tag_commit
     from dialoghub.reward_tuning import SUMMARY_FILE
+    from evaluation import comparisons
+    from evaluation.model_card import replace_section, section_of
     from evaluation.results import default_results_repo, load_records
 
     api = api or HfApi()
@@ -173,6 +175,10 @@ def refresh_card(repo_id: str, release_tag: str, results_repo: str | None = None
     compared["results_repo"], compared["results_sha"] = results_repo, results_sha
     card = render_card(summary, repo_id, release_tag, compared)
     head = api.model_info(repo_id).sha
+    # The leaderboard's --update_card wrote a paired-comparison section into the card at head: keep it.
+    current = ModelCard.load(repo_id, revision=head).text
+    if (kept := section_of(current, comparisons.SECTION_HEADING)) is not None:
+        card.text = replace_section(card.text, comparisons.SECTION_HEADING, kept)
     return card.push_to_hub(
         repo_id, commit_message=f"Card: before/after from {results_repo}@{results_sha[:7]}", parent_commit=head
     ).oid

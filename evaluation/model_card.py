@@ -100,6 +100,16 @@ def update_model_card(
     return commit if create_pr else commit.oid
 
 
+def section_of(text: str, heading: str) -> str | None:
+    """The body of the `## heading` section of `text` (up to the next `## `), or None without one."""
+    lines = text.splitlines()
+    start = next((index for index, line in enumerate(lines) if line.strip() == f"## {heading}"), None)
+    if start is None:
+        return None
+    end = next((index for index in range(start + 1, len(lines)) if lines[index].startswith("## ")), len(lines))
+    return "\n".join(lines[start + 1 : end]).strip()
+
+
 def replace_section(text: str, heading: str, markdown: str) -> str:
     """`text` with the `## heading` section (up to the next `## `) replaced by `markdown`, or with it appended."""
     lines, section = text.splitlines(), [f"## {heading}", "", *markdown.strip().splitlines(), ""]
