@@ -298,3 +298,15 @@ def test_a_push_that_races_another_is_retried_on_the_new_head(world, repo_name, 
     assert sha == commit
     assert sorted(record["system"]["name"] for record in records) == ["human", "lead"]
     assert "## All evaluations (2)" in DatasetCard.load(repo_name, repo_type="dataset").text
+
+
+def test_a_card_section_is_read_and_replaced_whole():
+    from evaluation.model_card import replace_section, section_of
+
+    text = "# Card\n\nIntro.\n\n## Paired comparisons\n\n| a | b |\n\nmore\n\n## Training\n\nsteps\n"
+    assert section_of(text, "Paired comparisons") == "| a | b |\n\nmore"
+    assert section_of(text, "Missing") is None
+    replaced = replace_section(text, "Paired comparisons", "new table")
+    assert section_of(replaced, "Paired comparisons") == "new table"
+    assert section_of(replaced, "Training") == "steps"
+    assert replace_section(replaced, "Paired comparisons", "| a | b |\n\nmore") == text
