@@ -35,17 +35,17 @@ TASK_TARGETS = {prompts.SUMMARIZE: "summary", prompts.GENERATE: "dialogue"}
 SHARED_SECTIONS_TEMPLATE = MODELS_REPO_DIR / "adapter-results-and-training.md.j2"
 MERGED_TEMPLATE = MODELS_REPO_DIR / "merged-adapter.md.j2"
 
-# What an adapter repo holds: the adapter, the tokenizer (and its chat template), the loss curve, the run summary
-PUBLISHED_FILES = (
+# What every adapter repo holds: the adapter and the tokenizer (with its chat template)
+ADAPTER_FILES = (
     "adapter_config.json",
     "adapter_model.safetensors",
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
     "chat_template.jinja",
-    "loss_curve.png",
-    SUMMARY_FILE,
 )
+# An SFT adapter's repo adds its loss curve and run summary
+PUBLISHED_FILES = (*ADAPTER_FILES, "loss_curve.png", SUMMARY_FILE)
 
 
 def read_summary(adapter_dir: str | Path) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from typing import Any
 from trl import GRPOConfig, GRPOTrainer, ModelConfig, ScriptArguments
 
 from dialoghub import prompts, rewards
+from dialoghub.cards import ADAPTER_FILES
 from dialoghub.paths import project_org
 
 logger = logging.getLogger(__name__)
@@ -35,16 +36,7 @@ SUMMARY_FILE = "training_summary.json"
 REWARD_CURVE_FILE = "reward_curve.png"
 SFT_ADAPTER = "default"
 REFERENCE_ADAPTER = "ref"  # the name trl gives the frozen copy of the SFT adapter
-PUBLISHED_FILES = (
-    "adapter_config.json",
-    "adapter_model.safetensors",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "chat_template.jinja",
-    REWARD_CURVE_FILE,
-    SUMMARY_FILE,
-)
+PUBLISHED_FILES = (*ADAPTER_FILES, REWARD_CURVE_FILE, SUMMARY_FILE)
 
 
 @dataclass

@@ -4,6 +4,7 @@ Chromium and ChromeDriver come from Debian's `chromium` and `chromium-driver` pa
 Outside CI the test skips (saying why) when they are absent; in CI a missing browser fails it.
 """
 
+import contextlib
 import os
 import shutil
 import time
@@ -29,6 +30,29 @@ def require_browser() -> None:
     if not missing:
         return
     prerequisites.missing(f"{', '.join(missing)} not installed (apt-get install chromium chromium-driver)")
+
+
+@contextlib.contextmanager
+def demo_in_chromium(demo, profile_dir):
+    """The Gradio `demo` served on a free loopback port, and headless Chromium on its page; both closed after."""
+    require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    port = free_loopback_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile_dir}")
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        yield browser
+    finally:
+        browser.quit()
+        demo.close()
 
 
 @pytest.fixture
@@ -74,23 +98,11 @@ def test_space_repo_is_published_with_its_card(hub_api, demo_repos, repo_name):
 
 def test_summarize_an_example_in_headless_chromium(demo_repos, tmp_path):
     require_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    demo = build_demo(demo_repos)
-    port = free_loopback_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        browser.get(f"http://127.0.0.1:{port}/")
+    with demo_in_chromium(build_demo(demo_repos), tmp_path / "chromium-profile") as browser:
         wait = WebDriverWait(browser, 120)
         wait.until(expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, "#validation-examples button")))
         tabs = [tab.text for tab in browser.find_elements(By.CSS_SELECTOR, "button[role='tab']")]
@@ -106,6 +118,3 @@ def test_summarize_an_example_in_headless_chromium(demo_repos, tmp_path):
         time.sleep(0.5)  # let the progress overlay fade before the screenshot
         assert browser.save_screenshot(str(tmp_path / "demo.png"))
         print(f"screenshot: {tmp_path / 'demo.png'}")
-    finally:
-        browser.quit()
-        demo.close()

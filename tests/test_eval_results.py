@@ -290,33 +290,20 @@ def test_the_space_tab_ranks_as_the_hub_and_sorts_and_filters(bench):
 
 
 def test_the_space_shows_the_hubs_order_in_headless_chromium(bench, tmp_path):
-    from tests.test_demo_browser import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS, require_browser
+    from tests.test_demo_browser import demo_in_chromium, require_browser
 
     require_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     from dialoghub.demo import DemoConfig, build_demo
-    from dialoghub.hub.embedded import free_loopback_port
 
     order = [entry.model_id for entry in ranked_adapters(bench)]
     config = DemoConfig(
         base_model=bench.base, summarizer_adapter=None, generator_adapter=None, dataset=bench.dataset,
         results_repo=bench.results, max_new_tokens=8,
     )  # fmt: skip
-    demo = build_demo(config)
-    port = free_loopback_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        browser.get(f"http://127.0.0.1:{port}/")
+    with demo_in_chromium(build_demo(config), tmp_path / "chromium-profile") as browser:
         wait = WebDriverWait(browser, 120)
         wait.until(lambda _: [tab for tab in browser.find_elements(By.CSS_SELECTOR, "button[role='tab']")
                               if tab.text == "Leaderboard"])  # fmt: skip
@@ -332,9 +319,6 @@ def test_the_space_shows_the_hubs_order_in_headless_chromium(bench, tmp_path):
             By.CSS_SELECTOR, "#leaderboard-task"
         )
         assert browser.save_screenshot(str(tmp_path / "leaderboard.png"))
-    finally:
-        browser.quit()
-        demo.close()
 
 
 def test_the_pipeline_check_script_agrees_with_the_hub(bench, capsys):
