@@ -61,7 +61,7 @@ def comparison(records: list[dict], sft: tuple[str, str], tuned: tuple[str, str]
     """The before/after rows: each metric's estimate (value, 95 % interval) for the SFT parent and the reward-tuned
     adapter, and, where both have per-sample details (`details(record) -> {column: list}`), the paired bootstrap
     change (absolute, and relative to the parent in %) over the same dialogs."""
-    from evaluation.comparison import paired_change
+    from evaluation.comparisons import paired_change
 
     found = {
         (task, role): latest_record(records, task, *adapter)

@@ -14,7 +14,7 @@ import numpy as np
 
 from evaluation import results
 from evaluation.metrics import bootstrap_indices
-from evaluation.metrics.bootstrap import DEFAULT_CONFIDENCE, percentile_interval
+from evaluation.metrics.bootstrap import DEFAULT_CONFIDENCE, percentile_interval, statistic_estimate
 from evaluation.tasks import get_task
 
 SECTION_HEADING = "Paired comparisons"
@@ -38,14 +38,11 @@ def paired_deltas(
     confidence: float = DEFAULT_CONFIDENCE,
 ) -> list[PairedDelta]:
     """Mean difference (this minus parent) of each metric over the dialogs both scored, with its interval."""
-    parent_row = {sample_id: index for index, sample_id in enumerate(parent_details["id"])}
-    pairs = [
-        (index, parent_row[sample_id]) for index, sample_id in enumerate(details["id"]) if sample_id in parent_row
-    ]
-    if not pairs:
+    pairs = paired_rows(details, parent_details)
+    if pairs is None:
         return []
-    ours, theirs = (np.array(side) for side in zip(*pairs, strict=True))
-    indices = bootstrap_indices(len(pairs), n_resamples, seed)
+    ours, theirs = pairs
+    indices = bootstrap_indices(len(ours), n_resamples, seed)
     deltas = []
     for metric in metrics:
         if metric not in details or metric not in parent_details:
@@ -54,8 +51,49 @@ def paired_deltas(
             np.asarray(details[metric], dtype=float)[ours] - np.asarray(parent_details[metric], dtype=float)[theirs]
         )
         low, high = percentile_interval(differences[indices].mean(axis=1), confidence)
-        deltas.append(PairedDelta(metric, float(differences.mean()), low, high, len(pairs)))
+        deltas.append(PairedDelta(metric, float(differences.mean()), low, high, len(ours)))
     return deltas
+
+
+def paired_rows(details: dict[str, list], parent_details: dict[str, list]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The row indices of the dialogs both details scored (this side's, the parent's), or None if they share none."""
+    parent_row = {sample_id: index for index, sample_id in enumerate(parent_details["id"])}
+    pairs = [
+        (index, parent_row[sample_id]) for index, sample_id in enumerate(details["id"]) if sample_id in parent_row
+    ]
+    if not pairs:
+        return None
+    ours, theirs = (np.array(side) for side in zip(*pairs, strict=True))
+    return ours, theirs
+
+
+def paired_change(
+    before: dict[str, list], after: dict[str, list], column: str, n_bootstrap: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """The change of `column`'s mean from `before` to `after` (details columns, each with `id`), over the dialogs
+    both scored: `absolute` (after - before, in the column's unit) and `relative` (in % of before's mean), each a
+    point estimate with its 95 % interval, on the leaderboard's bootstrap indices."""
+    pairs = paired_rows(after, before)
+    if pairs is None:
+        raise ValueError("the two rows share no scored dialog")
+    new = np.asarray(after[column], dtype=float)[pairs[0]]
+    old = np.asarray(before[column], dtype=float)[pairs[1]]
+    indices = bootstrap_indices(len(new), n_bootstrap, seed)
+
+    def absolute(resample: np.ndarray) -> float:
+        return float(new[resample].mean() - old[resample].mean())
+
+    def relative(resample: np.ndarray) -> float:
+        baseline = old[resample].mean()
+        return float(100 * (new[resample].mean() - baseline) / baseline) if baseline else float("nan")
+
+    return {
+        "n": len(new),
+        **{
+            name: vars(statistic_estimate(statistic, len(new), indices))
+            for name, statistic in (("absolute", absolute), ("relative", relative))
+        },
+    }
 
 
 def parent_record(records: list[dict[str, Any]], record: dict[str, Any], model_sha: str, adapter_sha: str | None):
