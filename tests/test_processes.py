@@ -14,9 +14,12 @@ from dialoghub import processes
 from dialoghub.hub.embedded import hub_is_up
 from dialoghub.paths import REPO_ROOT
 
-# A program started in the background by a non-interactive shell inherits SIGINT ignored; a user's has Python's
-# handler.
-INTERACTIVE_SIGINT = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+# A program started in the background by a non-interactive shell inherits SIGINT ignored, and one started under
+# `nohup` (as CI may be) SIGHUP ignored; a user's terminal program has Python's SIGINT handler and SIGHUP's default.
+INTERACTIVE_SIGNALS = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "signal.signal(signal.SIGHUP, signal.SIG_DFL)\n"
+)
 
 
 def running(pid: int) -> bool:
@@ -27,7 +30,7 @@ def running(pid: int) -> bool:
 
 
 def python(code: str, *args: str, **popen_kwargs) -> processes.GroupProcess:
-    command = [sys.executable, "-c", INTERACTIVE_SIGINT + textwrap.dedent(code), *args]
+    command = [sys.executable, "-c", INTERACTIVE_SIGNALS + textwrap.dedent(code), *args]
     return processes.GroupProcess(command, cwd=REPO_ROOT, text=True, **popen_kwargs)
 
 
