@@ -28,6 +28,7 @@ from trl import GRPOConfig, GRPOTrainer, ModelConfig, ScriptArguments
 
 from dialoghub import prompts, rewards
 from dialoghub.cards import ADAPTER_FILES
+from dialoghub.data.files import atomic_write
 from dialoghub.paths import project_org
 
 logger = logging.getLogger(__name__)
@@ -413,9 +414,7 @@ def train(script_args, training_args: GRPOConfig, model_args: ModelConfig, callb
     if trainer.is_world_process_zero():
         plot_reward_curve(trainer, [f.__name__ for f in trainer.reward_funcs], output_dir / REWARD_CURVE_FILE)
         summary = training_summary(script_args, training_args, model_args, trainer, record | data_record)
-        tmp = output_dir / f".{SUMMARY_FILE}.tmp"
-        tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, output_dir / SUMMARY_FILE)
+        atomic_write(output_dir / SUMMARY_FILE, (json.dumps(summary, indent=2, default=str) + "\n").encode("utf-8"))
         if script_args.push:
             from dialoghub.reward_card import push_reward_adapter
 

@@ -18,9 +18,8 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from dialoghub.paths import REPO_ROOT
 from evaluation import benchmark, comparisons, leaderboard, results, submissions
 from evaluation.run import evaluate
-from tests.test_leaderboard import common, lora_adapter
+from tests.test_leaderboard import common, lora_adapter, publish_tiny_world
 from tests.test_metrics_models import bert_tokenizer, tiny_sentence_transformer  # noqa: F401 (fixtures)
-from tests.tiny_models import save_tiny_base, tiny_tweetsumm
 
 TASK = "tweetsumm-abstractive"
 
@@ -39,13 +38,7 @@ def bench(hub, tmp_path_factory, tiny_sentence_transformer):  # noqa: F811
         adapters=[f"tests/er-adapter-a-{suffix}", f"tests/er-adapter-b-{suffix}"],
         results=f"tests/er-results-{suffix}",
     )
-    api.create_repo(world.base)
-    api.upload_folder(repo_id=world.base, folder_path=save_tiny_base(tmp_path_factory.mktemp("base")))
-    api.create_tag(world.base, tag="v1.0")
-    tiny_tweetsumm(train=2, validation=2, test=6).push_to_hub(world.dataset)
-    api.create_tag(world.dataset, tag="v1.0", repo_type="dataset")
-    api.create_repo(world.embedder)
-    api.upload_folder(repo_id=world.embedder, folder_path=tiny_sentence_transformer)
+    publish_tiny_world(api, world, tmp_path_factory, tiny_sentence_transformer)
     for seed, adapter in enumerate(world.adapters):
         api.create_repo(adapter)
         card_data = ModelCardData(model_name=adapter.split("/")[-1], base_model=world.base, library_name="peft")

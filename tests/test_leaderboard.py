@@ -49,6 +49,17 @@ def lora_adapter(base_id: str, folder, seed: int):
     return folder
 
 
+def publish_tiny_world(api, ids, tmp_path_factory, embedder_folder) -> None:
+    """A tiny base model and a 2/2/6-dialog dataset (both tagged v1.0) and a tiny embedder, at `ids`' repo ids."""
+    api.create_repo(ids.base)
+    api.upload_folder(repo_id=ids.base, folder_path=save_tiny_base(tmp_path_factory.mktemp("base")))
+    api.create_tag(ids.base, tag="v1.0")
+    tiny_tweetsumm(train=2, validation=2, test=6).push_to_hub(ids.dataset)
+    api.create_tag(ids.dataset, tag="v1.0", repo_type="dataset")
+    api.create_repo(ids.embedder)
+    api.upload_folder(repo_id=ids.embedder, folder_path=embedder_folder)
+
+
 @pytest.fixture(scope="module")
 def world(hub, tmp_path_factory, tiny_sentence_transformer):  # noqa: F811
     """Base model (tag v1.0), dataset (tag v1.0), embedding model, and an adapter tagged v1.0 then v2.0."""
@@ -61,13 +72,7 @@ def world(hub, tmp_path_factory, tiny_sentence_transformer):  # noqa: F811
         embedder=f"tests/lb-embedder-{suffix}",
         adapter=f"tests/lb-adapter-{suffix}",
     )
-    api.create_repo(ids.base)
-    api.upload_folder(repo_id=ids.base, folder_path=save_tiny_base(tmp_path_factory.mktemp("base")))
-    api.create_tag(ids.base, tag="v1.0")
-    tiny_tweetsumm(train=2, validation=2, test=6).push_to_hub(ids.dataset)
-    api.create_tag(ids.dataset, tag="v1.0", repo_type="dataset")
-    api.create_repo(ids.embedder)
-    api.upload_folder(repo_id=ids.embedder, folder_path=tiny_sentence_transformer)
+    publish_tiny_world(api, ids, tmp_path_factory, tiny_sentence_transformer)
 
     api.create_repo(ids.adapter)
     ModelCard.from_template(ModelCardData(model_name="lb-adapter", eval_results=[TRAINING_RESULT])).push_to_hub(
