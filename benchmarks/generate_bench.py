@@ -1,4 +1,4 @@
-"""Batched vs. one-at-a-time generation through `dialoghub.generation`, in the same run, on the same prompts.
+"""Batched vs. one-at-a-time generation through `dialoghub.models.generation`, in the same run, on the same prompts.
 
 The prompts are summarization prompts of TweetSumm test dialogues (the leaderboard task); decoding is greedy, so the
 two modes should write the same texts, and the agreement is printed next to the speed-up. The default model is the
@@ -7,17 +7,17 @@ converted SmolLM2 folder (`make setup`); no Hub is needed.
 Usage: python benchmarks/generate_bench.py [--model ID_OR_FOLDER] [--prompts 16] [--batch-size 8] [--max-new-tokens 64]
 """
 
-import dialoghub.hubenv  # noqa: F401
+import dialoghub.core.hubenv  # noqa: F401
 
 import argparse
 import os
 import time
 
-from dialoghub import prompts
-from dialoghub.base_models import smollm2_dir
+from dialoghub.core.paths import shared_data_dir
 from dialoghub.data.tweetsumm import build
-from dialoghub.generation import GenerationSettings, load_generator
-from dialoghub.paths import shared_data_dir
+from dialoghub.models import prompts
+from dialoghub.models.base_models import smollm2_dir
+from dialoghub.models.generation import GenerationSettings, load_generator
 
 
 def timed_generate(generator, conversations, settings):

@@ -15,7 +15,7 @@ the SFT adapter and datasets from the Hub that HF_ENDPOINT names, started if nee
 The first step is warm-up and not counted. The output is one table and a JSON line (`--json`) for the lead's notes.
 """
 
-import dialoghub.hubenv  # noqa: F401
+import dialoghub.core.hubenv  # noqa: F401
 
 import json
 import os
@@ -105,9 +105,9 @@ def report(timer: PhaseTimer, training_args, n_completions_per_step: int) -> dic
 
 
 def main(argv=None) -> dict:
-    from dialoghub import hardware
-    from dialoghub.hub.embedded import hub_session
-    from dialoghub.reward_tuning import build_trainer, load_prompts, parse_args
+    from dialoghub.core import hardware
+    from dialoghub.hub.client.embedded import hub_session
+    from dialoghub.reward.training import build_trainer, load_prompts, parse_args
 
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv

@@ -8,17 +8,17 @@ dialogues/s, and the kept fraction of each. The default model is the converted S
 Usage: python benchmarks/synth_bench.py [--model ID_OR_FOLDER] [--adapter ID] [--dialogues 8] [--batch-size 8]
 """
 
-import dialoghub.hubenv  # noqa: F401
+import dialoghub.core.hubenv  # noqa: F401
 
 import argparse
 import dataclasses
 import os
 import time
 
-from dialoghub.base_models import smollm2_dir
+from dialoghub.core.paths import shared_data_dir
 from dialoghub.data.tweetsumm import build
-from dialoghub.generation import load_generator
-from dialoghub.paths import shared_data_dir
+from dialoghub.models.base_models import smollm2_dir
+from dialoghub.models.generation import load_generator
 from dialoghub.synthetic.run import (
     DEFAULT_GENERATION,
     KEPT,

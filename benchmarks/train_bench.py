@@ -4,7 +4,8 @@ python benchmarks/train_bench.py [--steps 4] [--rounds 1] [--dialogs-per-step 8]
 
 Both train the summarizer LoRA (r=16, alpha 32, all-linear, dropout 0 so that losses can be compared) on the
 SmolLM2-135M base, on every reference summary of the first tweetsumm-clean training dialogs (rebuilt from
-shared/data/tweetsumm, so no Hub is needed), in the dtype `dialoghub.hardware` picks for this CPU (bfloat16 only with
+shared/data/tweetsumm, so no Hub is needed), in the dtype `dialoghub.core.hardware` picks for this CPU (bfloat16 only
+with
 AMX or AVX512-BF16), without activation checkpointing, OpenMP threads asleep while they wait:
 
 - trl best: `SFTTrainer` with `packing=True` (best-fit decreasing, padding-free, per-sequence positions) and the loss
@@ -20,7 +21,7 @@ completion positions) over the peak matmul FLOP/s in the training dtype, measure
 both on the same first batch of references, from the same initial adapter. The first step is warm-up.
 """
 
-import dialoghub.hubenv  # noqa: F401
+import dialoghub.core.hubenv  # noqa: F401
 
 import argparse
 import importlib.util
@@ -44,7 +45,7 @@ def load_base(dtype: str):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from dialoghub.base_models import CONVERSION_STAMP, smollm2_dir
+    from dialoghub.models.base_models import CONVERSION_STAMP, smollm2_dir
 
     torch_dtype = getattr(torch, dtype)
     folder = smollm2_dir()
@@ -58,8 +59,8 @@ def load_base(dtype: str):
 def training_dialogs(count: int):
     from datasets import Dataset
 
+    from dialoghub.core.paths import shared_data_dir
     from dialoghub.data.tweetsumm import build
-    from dialoghub.paths import shared_data_dir
 
     return Dataset.from_list(build(shared_data_dir() / "tweetsumm").rows["default"]["train"][:count])
 
@@ -93,7 +94,7 @@ def useful_flops(config: dict, lora_r: int, length: int, completion: int) -> flo
 def sequence_flops(config: dict, example: dict) -> float:
     """Useful FLOPs of one training row: a plain sequence, or a shared-prompt one (the shared part attended once,
     each segment attending to it and to itself)."""
-    from dialoghub.training_kernels import SEGMENT_LENGTHS
+    from dialoghub.sft.trainer import SEGMENT_LENGTHS
 
     completion = sum(label != -100 for label in example["labels"])
     lengths = example.get(SEGMENT_LENGTHS) or [len(example["input_ids"])]
@@ -110,9 +111,9 @@ def build(name: str, dialogs, model, tokenizer, output_dir: str, steps: int, dia
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from dialoghub import prompts
-    from dialoghub.training import AdapterSFTConfig, encode_shared_prompt
-    from dialoghub.training_kernels import AdapterSFTTrainer
+    from dialoghub.models import prompts
+    from dialoghub.sft.trainer import AdapterSFTTrainer
+    from dialoghub.sft.training import AdapterSFTConfig, encode_shared_prompt
 
     common = {
         "output_dir": output_dir,
@@ -160,7 +161,7 @@ def run_configuration(name: str, steps: int, dialogs_per_step: int, dtype: str) 
     import torch
     from transformers import TrainerCallback
 
-    from dialoghub import prompts
+    from dialoghub.models import prompts
 
     peak = matmul_peak_flops(dtype)
     model, tokenizer = load_base(dtype)
@@ -214,9 +215,9 @@ def same_batch_loss(name: str, trainer, dialogs, tokenizer) -> float:
     (separate sequences for trl, one shared-prompt sequence per dialog for ours)."""
     import torch
 
-    from dialoghub import prompts
-    from dialoghub.training import encode_shared_prompt
-    from dialoghub.training_kernels import SharedPrefixCollator
+    from dialoghub.models import prompts
+    from dialoghub.sft.trainer import SharedPrefixCollator
+    from dialoghub.sft.training import encode_shared_prompt
 
     generator = torch.Generator().manual_seed(0)
     lora = {n: p for n, p in trainer.model.named_parameters() if "lora_" in n}
@@ -266,7 +267,7 @@ def child_env() -> dict[str, str]:
 
 
 def main(argv=None) -> None:
-    from dialoghub import hardware
+    from dialoghub.core import hardware
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps per run (the first is warm-up)")

@@ -1,2 +1,3 @@
-"""Evaluation: summary metrics (`evaluation.metrics`), non-model baselines (`evaluation.baselines`) and the
-leaderboard."""
+"""The evaluation folder of the repository: the leaderboard's command line (`python -m evaluation.leaderboard`), its
+recipes, and the metrics as local `evaluate` modules. It is not installed; the library is `dialoghub.evaluation` and
+the metrics are `dialoghub.metrics`."""

@@ -7,15 +7,15 @@ of the abuse list's `evaluation` phrases inserted; `train`: the same from the tr
 (see dialoghub/data/provocation.py). A rebuild of the same input makes no new commit; a tag never moves.
 """
 
-import dialoghub.hubenv  # noqa: F401
+import dialoghub.core.hubenv  # noqa: F401
 
 import sys
 from dataclasses import dataclass, field
 
+from dialoghub.core.paths import REPO_ROOT, project_org
+from dialoghub.core.recipes import configure_logging, parse_recipe
 from dialoghub.data.provocation import ABUSE_PHRASES_FILE, INSERTED_ID_SUFFIX
-from dialoghub.hub.embedded import hub_session
-from dialoghub.paths import REPO_ROOT, project_org
-from dialoghub.recipes import configure_logging, parse_recipe
+from dialoghub.hub.client.embedded import hub_session
 
 
 @dataclass
@@ -39,8 +39,8 @@ def parse_args(argv=None) -> ProvocationArguments:
 
 def load_scorer(reference: str):
     """The scorer and its record name, a classifier pinned to the commit its revision points at now."""
-    from dialoghub.hub.refs import resolve_repo
-    from evaluation.metrics.toxicity import PROFANITY_CHECK, load_toxicity_scorer
+    from dialoghub.hub.client.refs import resolve_repo
+    from dialoghub.metrics.toxicity import PROFANITY_CHECK, load_toxicity_scorer
 
     if reference == PROFANITY_CHECK:
         return load_toxicity_scorer(PROFANITY_CHECK)
@@ -53,8 +53,8 @@ def build(args: ProvocationArguments):
     from datasets import load_dataset
 
     from dialoghub.data.provocation import build_provocation_rows, load_abuse_list
-    from dialoghub.hub.refs import resolve_repo
-    from evaluation.metrics.toxicity import TOXIC_THRESHOLD
+    from dialoghub.hub.client.refs import resolve_repo
+    from dialoghub.metrics.toxicity import TOXIC_THRESHOLD
 
     source = resolve_repo(args.source, repo_type="dataset")
     dataset = load_dataset(source.repo_id, revision=source.sha)

@@ -8,19 +8,19 @@ twcs.csv), or a Hub dataset repo id holding one of those. Invalid rows stop the 
 nothing pushed, unless drop_invalid is set. A rebuild of the same input makes no new commit.
 """
 
-import dialoghub.hubenv  # noqa: F401
+import dialoghub.core.hubenv  # noqa: F401
 
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dialoghub.core.paths import project_org, shared_data_dir
+from dialoghub.core.recipes import configure_logging, parse_recipe
 from dialoghub.data.cleaning import CleaningOptions
 from dialoghub.data.readers import SourceError
 from dialoghub.data.tweetsumm import build, default_rejects_report, publish
 from dialoghub.data.validation import NEAR_DUPLICATE_JACCARD, DatasetValidationError, write_rejects_report
-from dialoghub.hub.embedded import hub_session
-from dialoghub.paths import project_org, shared_data_dir
-from dialoghub.recipes import configure_logging, parse_recipe
+from dialoghub.hub.client.embedded import hub_session
 
 
 @dataclass

@@ -8,7 +8,7 @@ those models in the same order with the values the entries carry; with `--browse
 headless Chromium must too (it loads the demo's models, but generates nothing). Exit status 1 on any disagreement.
 """
 
-import dialoghub.hubenv  # noqa: F401
+import dialoghub.core.hubenv  # noqa: F401
 
 import argparse
 import re
@@ -16,7 +16,7 @@ import shutil
 import sys
 import tempfile
 
-from dialoghub.hub.embedded import free_loopback_port, hub_session
+from dialoghub.hub.client.embedded import free_loopback_port, hub_session
 
 
 def positions(text: str, model_ids: list[str]) -> list[int]:
@@ -39,7 +39,7 @@ def space_leaderboard_text(timeout: float = 300) -> str:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from dialoghub.demo import DemoConfig, build_demo
+    from dialoghub.demo.app import DemoConfig, build_demo
 
     demo = build_demo(DemoConfig.from_env())
     port = free_loopback_port()
@@ -74,8 +74,8 @@ def space_leaderboard_text(timeout: float = 300) -> str:
 def main(argv: list[str] | None = None) -> int:
     from huggingface_hub import HfApi
 
-    from evaluation import benchmark
-    from evaluation.leaderboard import default_benchmark_dataset, render_leaderboard
+    from dialoghub.evaluation import benchmark
+    from dialoghub.evaluation.leaderboard import default_benchmark_dataset, render_leaderboard
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default=None, help="The benchmark dataset (default: <org>/tweetsumm-clean).")

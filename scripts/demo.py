@@ -2,20 +2,20 @@
 
     python scripts/demo.py --config spaces/dialoghub-demo/recipe.yaml [--port 7860] [--publish true]
 
-Models, adapters, dataset and results repo (the fields of `dialoghub.demo.DemoConfig`) are read from the Hub that
+Models, adapters, dataset and results repo (the fields of `dialoghub.demo.app.DemoConfig`) are read from the Hub that
 HF_ENDPOINT names (the embedded one by default). The published Space reads the same settings from DIALOGHUB_DEMO_*
 variables instead.
 """
 
-import dialoghub.hubenv  # noqa: F401
+import dialoghub.core.hubenv  # noqa: F401
 
 import dataclasses
 import sys
 from dataclasses import dataclass, field
 
-from dialoghub.demo import DemoConfig
-from dialoghub.paths import project_org
-from dialoghub.recipes import configure_logging, parse_recipe
+from dialoghub.core.paths import project_org
+from dialoghub.core.recipes import configure_logging, parse_recipe
+from dialoghub.demo.app import DemoConfig
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ def main(argv=None) -> int:
     configure_logging()
     from huggingface_hub import HfApi
 
-    from dialoghub.demo import build_demo, publish_space
-    from dialoghub.hub.embedded import hub_session
+    from dialoghub.demo.app import build_demo, publish_space
+    from dialoghub.hub.client.embedded import hub_session
 
     try:
         args = parse_args(argv)

@@ -11,7 +11,7 @@ published too, in the `rejected` config, with their reasons. `adapter: auto` use
 is on the Hub; `summarizer_adapter: auto` likewise enables the round-trip filter with org/summarizer-lora.
 """
 
-import dialoghub.hubenv  # noqa: F401
+import dialoghub.core.hubenv  # noqa: F401
 
 import dataclasses
 import logging
@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialoghub.hub.embedded import hub_session
-from dialoghub.recipes import configure_logging, parse_recipe
+from dialoghub.core.recipes import configure_logging, parse_recipe
+from dialoghub.hub.client.embedded import hub_session
 from dialoghub.synthetic import default_repo_id
 from dialoghub.synthetic.comparison import format_comparison
 from dialoghub.synthetic.publish import NothingToPublishError, publish

@@ -9,7 +9,7 @@ and the end of its stderr. The embedded Hub and a running stage are stopped on e
 included). The summary gives each stage's wall time and peak RSS (its largest process, child processes included).
 """
 
-import dialoghub.hubenv  # noqa: F401
+import dialoghub.core.hubenv  # noqa: F401
 
 import collections
 import os
@@ -21,10 +21,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from dialoghub.hub.embedded import hub_session
-from dialoghub.paths import REPO_ROOT, base_dir
-from dialoghub.processes import GroupProcess
-from dialoghub.recipes import parse_recipe
+from dialoghub.core.paths import REPO_ROOT, base_dir
+from dialoghub.core.processes import GroupProcess
+from dialoghub.core.recipes import parse_recipe
+from dialoghub.hub.client.embedded import hub_session
 
 STDERR_TAIL_LINES = 20
 
@@ -118,7 +118,7 @@ def summary_table(rows: list[tuple[str, str, float, int]]) -> str:
 
 
 def _exit_on_signal(signum, frame) -> None:
-    # `dialoghub.processes` has ended the running stage and the embedded Hub by now; unwinding like Ctrl-C does
+    # `dialoghub.core.processes` has ended the running stage and the embedded Hub by now; unwinding like Ctrl-C does
     # reports the stop and runs every `finally`.
     raise SystemExit(128 + signum)
 

@@ -7,14 +7,14 @@ python scripts/prepare_base_models.py publish --config models_repo/SmolLM2-135M-
 dialoghub/SmolLM2-135M-Instruct-q4_1 and dialoghub/all-MiniLM-L6-v2 to the Hub HF_ENDPOINT names, tagged.
 """
 
-import dialoghub.hubenv  # noqa: F401
+import dialoghub.core.hubenv  # noqa: F401
 
 import logging
 import sys
 from dataclasses import dataclass, field
 
-from dialoghub import base_models
-from dialoghub.recipes import configure_logging, parse_recipe
+from dialoghub.core.recipes import configure_logging, parse_recipe
+from dialoghub.models import base_models
 
 COMMANDS = ("convert", "publish")
 
@@ -48,7 +48,7 @@ def run(command: str, args: BaseModelsArguments) -> None:
 
     from huggingface_hub import HfApi
 
-    from dialoghub.hub.embedded import hub_session
+    from dialoghub.hub.client.embedded import hub_session
 
     smollm2_dir = base_models.convert_smollm2(args.smollm2_dir, force=args.force)
     with hub_session() as hub:

@@ -10,13 +10,13 @@ training_summary.json (written by scripts/train_adapter.py). A tag is a release 
 again changes nothing, another adapter under an existing tag is refused (pick a new tag).
 """
 
-import dialoghub.hubenv  # noqa: F401
+import dialoghub.core.hubenv  # noqa: F401
 
 import logging
 import sys
 from dataclasses import dataclass, field
 
-from dialoghub.recipes import configure_logging
+from dialoghub.core.recipes import configure_logging
 
 
 @dataclass
@@ -28,7 +28,7 @@ class MergeArguments:
 
 def parse_args(argv=None):
     """(script_args, training_args, model_args, merge_args) from the training recipe and overrides."""
-    from dialoghub.training import parser
+    from dialoghub.sft.training import parser
 
     return parser(MergeArguments, description=__doc__).parse_args_and_config(argv)
 
@@ -40,7 +40,7 @@ def report(release) -> None:
 
 def main(argv=None) -> int:
     configure_logging(logging.INFO)
-    from dialoghub.cards import push_adapter, push_merged
+    from dialoghub.models.release import push_adapter, push_merged
 
     try:
         script_args, training_args, _, merge_args = parse_args(argv)

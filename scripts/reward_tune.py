@@ -11,13 +11,13 @@ directory receives the adapter, the tokenizer, reward_curve.png and training_sum
 trains nothing: it re-renders the released adapter's card from the leaderboard's records (after the eval rows).
 """
 
-import dialoghub.hubenv  # noqa: F401
+import dialoghub.core.hubenv  # noqa: F401
 
 import logging
 import os
 import sys
 
-from dialoghub.recipes import configure_logging
+from dialoghub.core.recipes import configure_logging
 
 # Spinning OpenMP threads steal the core another process needs (see scripts/train_adapter.py); read when torch loads
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -25,17 +25,17 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 def parse_args(argv=None):
     """(script_args, training_args, model_args) from the recipe and overrides."""
-    from dialoghub.reward_tuning import parse_args as parse
+    from dialoghub.reward.training import parse_args as parse
 
     return parse(argv, description=__doc__)
 
 
 def main(script_args, training_args, model_args) -> None:
-    from dialoghub.hub.embedded import hub_session
+    from dialoghub.hub.client.embedded import hub_session
 
     with hub_session():
         if script_args.refresh_card:
-            from dialoghub.reward_card import refresh_card
+            from dialoghub.reward.card import refresh_card
 
             commit = refresh_card(training_args.hub_model_id, script_args.release_tag, script_args.results_repo)
             print(f"{training_args.hub_model_id}: card refreshed at {commit}")
@@ -43,7 +43,7 @@ def main(script_args, training_args, model_args) -> None:
         if script_args.skip_if_released and script_args.release_tag and training_args.hub_model_id:
             from huggingface_hub import HfApi
 
-            from dialoghub.hub.publish import tag_commit
+            from dialoghub.hub.client.publish import tag_commit
 
             api = HfApi()
             if api.repo_exists(training_args.hub_model_id) and (
@@ -51,7 +51,7 @@ def main(script_args, training_args, model_args) -> None:
             ):
                 print(f"{training_args.hub_model_id}@{script_args.release_tag} is already released ({released}); kept")
                 return
-        from dialoghub.reward_tuning import train
+        from dialoghub.reward.training import train
 
         trainer = train(script_args, training_args, model_args)
         print(f"Adapter, tokenizer, reward curve and summary saved to {training_args.output_dir}")

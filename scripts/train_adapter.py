@@ -11,13 +11,13 @@ Every field of AdapterScriptArguments, AdapterSFTConfig (trl's SFTConfig) and tr
 --help. The output directory receives the adapter, the tokenizer, loss_curve.png and training_summary.json.
 """
 
-import dialoghub.hubenv  # noqa: F401
+import dialoghub.core.hubenv  # noqa: F401
 
 import logging
 import os
 import sys
 
-from dialoghub.recipes import configure_logging
+from dialoghub.core.recipes import configure_logging
 
 # OpenMP threads that wait for work by spinning burn the core another process needs: on a shared 2-core machine a
 # forward pass measured 3x slower than with waiting threads asleep. Read when torch loads, so set before importing it.
@@ -30,7 +30,7 @@ def released_commit(script_args, training_args) -> str | None:
         return None
     from huggingface_hub import HfApi
 
-    from dialoghub.hub.publish import tag_commit
+    from dialoghub.hub.client.publish import tag_commit
 
     api = HfApi()
     if not api.repo_exists(training_args.hub_model_id):
@@ -42,7 +42,7 @@ def main(script_args, training_args, model_args):
     if released := released_commit(script_args, training_args):
         print(f"{training_args.hub_model_id}@{script_args.release_tag} is already released ({released}); kept")
         return
-    from dialoghub.training import train
+    from dialoghub.sft.training import train
 
     trainer = train(script_args, training_args, model_args)
     if trainer.is_world_process_zero():
@@ -53,7 +53,7 @@ def main(script_args, training_args, model_args):
 
 
 if __name__ == "__main__":
-    from dialoghub.training import parse_args
+    from dialoghub.sft.training import parse_args
 
     configure_logging(logging.INFO)
     try:

@@ -8,8 +8,8 @@ import sys
 
 from markdown_it import MarkdownIt
 
-from dialoghub import processes
-from dialoghub.paths import REPO_ROOT
+from dialoghub.core import processes
+from dialoghub.core.paths import REPO_ROOT
 
 QUICK_START_TIMEOUT_S = 600
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dialoghub import prompts
+from dialoghub.models import prompts
 from tests.tiny_models import tiny_tokenizer
 
 START = "<start>"

@@ -9,8 +9,11 @@ import pytest
 from huggingface_hub import ModelCard, hf_hub_download
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from dialoghub import cards, processes, prompts, training
-from dialoghub.paths import REPO_ROOT
+from dialoghub.core import processes
+from dialoghub.core.paths import REPO_ROOT
+from dialoghub.models import prompts
+from dialoghub.models import release as cards
+from dialoghub.sft import training
 from tests.card_code import run_quick_start
 from tests.tiny_models import another_adapter, save_tiny_base, tiny_run_args, tiny_tweetsumm
 
@@ -93,7 +96,7 @@ def test_the_published_cards_quick_start_runs(run_dir, hub_api, repo_name):
     if cards.read_summary(run_dir)["task"] == prompts.GENERATE:
         # Two training steps on a random tiny model write no dialogue: the code ran up to parsing what it wrote.
         last_line = quick_start.stderr.strip().splitlines()[-1] if quick_start.returncode else ""
-        assert quick_start.returncode == 0 or last_line.startswith("dialoghub.prompts.PromptFormatError"), (
+        assert quick_start.returncode == 0 or last_line.startswith("dialoghub.models.prompts.PromptFormatError"), (
             quick_start.stderr[-3000:]
         )
     else:

@@ -12,8 +12,8 @@ from safetensors import safe_open
 from sentence_transformers import SentenceTransformer
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-from dialoghub import base_models
-from dialoghub.base_models import MINILM, RELEASE_TAG, SMOLLM2, ConversionError
+from dialoghub.models import base_models
+from dialoghub.models.base_models import MINILM, RELEASE_TAG, SMOLLM2, ConversionError
 from tests.card_code import run_quick_start
 from tests.test_metrics_models import bert_tokenizer, tiny_sentence_transformer  # noqa: F401 (fixtures)
 from tests.tiny_models import save_tiny_base

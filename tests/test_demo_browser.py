@@ -12,8 +12,8 @@ import time
 import pytest
 import torch
 
-from dialoghub.demo import DemoConfig, build_demo, publish_space
-from dialoghub.hub.embedded import free_loopback_port
+from dialoghub.demo.app import DemoConfig, build_demo, publish_space
+from dialoghub.hub.client.embedded import free_loopback_port
 from tests import prerequisites
 from tests.tiny_models import save_tiny_base, tiny_tweetsumm
 
@@ -89,7 +89,13 @@ def test_space_repo_is_published_with_its_card(hub_api, demo_repos, repo_name):
 
     commit = publish_space(hub_api, f"{repo_name}-space", demo_repos, tag="v1")
     files = hub_api.list_repo_files(f"{repo_name}-space", repo_type="space")
-    assert {"app.py", "README.md", "requirements.txt", "dialoghub/demo.py", "evaluation/leaderboard.py"} <= set(files)
+    assert {
+        "app.py",
+        "README.md",
+        "requirements.txt",
+        "dialoghub/demo/app.py",
+        "dialoghub/evaluation/leaderboard.py",
+    } <= set(files)
     card = SpaceCard.load(f"{repo_name}-space", repo_type="space")
     assert card.data.sdk == "gradio" and card.data.app_file == "app.py"
     assert hub_api.space_info(f"{repo_name}-space", revision="v1").sha == commit

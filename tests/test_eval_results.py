@@ -15,9 +15,9 @@ from huggingface_hub import CommitOperationAdd, EvalResultEntry, HfApi, ModelCar
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from dialoghub.paths import REPO_ROOT
-from evaluation import benchmark, comparisons, leaderboard, results, submissions
-from evaluation.run import evaluate
+from dialoghub.core.paths import REPO_ROOT
+from dialoghub.evaluation import benchmark, comparisons, leaderboard, results, submissions
+from dialoghub.evaluation.run import evaluate
 from tests.test_leaderboard import common, lora_adapter, publish_tiny_world
 from tests.test_metrics_models import bert_tokenizer, tiny_sentence_transformer  # noqa: F401 (fixtures)
 
@@ -266,7 +266,7 @@ def ranked_adapters(bench) -> list:
 
 
 def test_the_space_tab_ranks_as_the_hub_and_sorts_and_filters(bench):
-    from dialoghub.demo import leaderboard_view
+    from dialoghub.demo.app import leaderboard_view
 
     order = [entry.model_id for entry in ranked_adapters(bench)]
     markdown, chart = leaderboard_view(bench.results, bench.dataset)
@@ -289,7 +289,7 @@ def test_the_space_shows_the_hubs_order_in_headless_chromium(bench, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from dialoghub.demo import DemoConfig, build_demo
+    from dialoghub.demo.app import DemoConfig, build_demo
 
     order = [entry.model_id for entry in ranked_adapters(bench)]
     config = DemoConfig(

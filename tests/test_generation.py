@@ -7,15 +7,15 @@ import json
 import pytest
 from huggingface_hub import HfApi
 
-from dialoghub import prompts
-from dialoghub.generation import (
+from dialoghub.hub.client.refs import resolve_repo, split_revision
+from dialoghub.models import prompts
+from dialoghub.models.generation import (
     STOP_EOS,
     STOP_LENGTH,
     STOP_LOOP,
     GenerationSettings,
     load_generator,
 )
-from dialoghub.hub.refs import resolve_repo, split_revision
 from tests.scripted_model import AGENT_CLOSINGS, CUSTOMER_OPENERS, FILLER, dialogue_script, save_scripted_model
 
 SUMMARIES = [

@@ -2,8 +2,8 @@
 
 import pytest
 
-from dialoghub import hardware
-from dialoghub.hardware import CpuFeatures
+from dialoghub.core import hardware
+from dialoghub.core.hardware import CpuFeatures
 
 INTEL_AMX = CpuFeatures(capability="AVX512", amx=True, avx512_bf16=True, cores=2)
 AMD_ZEN4 = CpuFeatures(capability="AVX512", amx=False, avx512_bf16=True, cores=2)

@@ -13,7 +13,7 @@ from datasets import Dataset, DatasetDict, load_dataset
 from huggingface_hub import hf_hub_download, snapshot_download
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RevisionNotFoundError
 
-from dialoghub.hub.storage import parse_lfs_pointer
+from dialoghub.hub.server.storage import parse_lfs_pointer
 
 
 def write_files(folder: Path, files: dict[str, bytes]) -> Path:

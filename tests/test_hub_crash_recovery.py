@@ -12,8 +12,8 @@ import httpx
 import pytest
 from huggingface_hub import HfApi
 
-from dialoghub.hub.embedded import start_hub
-from dialoghub.hub.faults import FAULTS_ENV, KILL_AT_HEADER
+from dialoghub.hub.client.embedded import start_hub
+from dialoghub.hub.server.faults import FAULTS_ENV, KILL_AT_HEADER
 
 MIN_KILL_POINTS = 20
 REGULAR_FILES = {

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from huggingface_hub import HfApi
 
-from dialoghub.hub.embedded import start_hub
-from dialoghub.hub.storage import parse_lfs_pointer
+from dialoghub.hub.client.embedded import start_hub
+from dialoghub.hub.server.storage import parse_lfs_pointer
 
 needs_git_lfs = pytest.mark.skipif(shutil.which("git-lfs") is None, reason="needs Debian's git-lfs (apt-get install)")
 

@@ -11,9 +11,9 @@ import typing
 import httpx
 import pytest
 
-from dialoghub.hub.dependencies import Body
-from dialoghub.hub.embedded import start_hub
-from dialoghub.hub.routes import ROUTERS
+from dialoghub.hub.client.embedded import start_hub
+from dialoghub.hub.server.dependencies import Body
+from dialoghub.hub.server.routes import ROUTERS
 
 WRONG_VALUES = [None, True, -1, 1.5, "abc", "欠落", "a\r\nb", [], [1], ["x"], {}, {"a": 1}]
 SHAPES = [b"", b"{", b"null", b"1", b'"s"', b"[]", b"[1]", b"{}", b"\xff\xfe", b"[" * 100_000, b'{"a":' * 50_000]

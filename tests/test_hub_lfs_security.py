@@ -9,8 +9,8 @@ import httpx
 import pytest
 from huggingface_hub import HfApi
 
-from dialoghub.hub.embedded import start_hub
-from dialoghub.hub.storage import lfs_pointer
+from dialoghub.hub.client.embedded import start_hub
+from dialoghub.hub.server.storage import lfs_pointer
 
 TOKEN = "s3cret"
 

@@ -1,10 +1,11 @@
-"""The one publish-and-tag path (dialoghub.hub.publish) and the one reading of `ID@REV` (dialoghub.hub.refs), against
+"""The one publish-and-tag path (dialoghub.hub.client.publish) and the one reading of `ID@REV`
+(dialoghub.hub.client.refs), against
 the real embedded Hub."""
 
 import pytest
 
-from dialoghub.hub.publish import TagConflictError, publish_folder, tag_commit
-from dialoghub.hub.refs import NONE, RepoReferenceError, optional_reference, repo_id_of, split_revision
+from dialoghub.hub.client.publish import TagConflictError, publish_folder, tag_commit
+from dialoghub.hub.client.refs import NONE, RepoReferenceError, optional_reference, repo_id_of, split_revision
 
 
 def write(folder, files: dict[str, str]):

@@ -15,8 +15,8 @@ import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from dialoghub.hub.embedded import start_hub
-from dialoghub.hub.storage import parse_lfs_pointer
+from dialoghub.hub.client.embedded import start_hub
+from dialoghub.hub.server.storage import parse_lfs_pointer
 
 
 @pytest.fixture
@@ -232,7 +232,7 @@ def test_commit_with_invalid_card_yaml_is_refused(hub_api, repo_name):
 
 
 def test_lfs_pointer_round_trip():
-    from dialoghub.hub.storage import lfs_pointer
+    from dialoghub.hub.server.storage import lfs_pointer
 
     assert parse_lfs_pointer(lfs_pointer("a" * 64, 12)) == ("a" * 64, 12)
     assert parse_lfs_pointer(b"plain text") is None

@@ -13,12 +13,12 @@ import torch
 from huggingface_hub import DatasetCard, EvalResult, HfApi, ModelCard, ModelCardData, hf_hub_download
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from dialoghub import processes
-from dialoghub.generation import GenerationSettings
-from dialoghub.hardware import resolve_dtype
-from dialoghub.paths import REPO_ROOT
-from evaluation import leaderboard, model_card, provenance, results
-from evaluation.run import EvaluationConfig, evaluate
+from dialoghub.core import processes
+from dialoghub.core.hardware import resolve_dtype
+from dialoghub.core.paths import REPO_ROOT
+from dialoghub.evaluation import leaderboard, model_card, provenance, results
+from dialoghub.evaluation.run import EvaluationConfig, evaluate
+from dialoghub.models.generation import GenerationSettings
 from tests.card_code import run_quick_start
 from tests.test_metrics_models import bert_tokenizer, tiny_sentence_transformer  # noqa: F401 (fixtures)
 from tests.tiny_models import save_tiny_base, tiny_tweetsumm
@@ -259,7 +259,7 @@ def test_synthetic_dialogue_row_records_the_round_trip_summarizer(world, repo_na
 
 def test_cli_help_and_clear_errors(world, repo_name, capsys):
     completed = processes.run(
-        [sys.executable, "-m", "evaluation.leaderboard", "eval", "--help"],
+        [sys.executable, "-m", "dialoghub.evaluation.leaderboard", "eval", "--help"],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
@@ -306,7 +306,7 @@ def test_a_push_that_races_another_is_retried_on_the_new_head(world, repo_name, 
 
 
 def test_a_card_section_is_read_and_replaced_whole():
-    from evaluation.model_card import replace_section, section_of
+    from dialoghub.evaluation.model_card import replace_section, section_of
 
     text = "# Card\n\nIntro.\n\n## Paired comparisons\n\n| a | b |\n\nmore\n\n## Training\n\nsteps\n"
     assert section_of(text, "Paired comparisons") == "| a | b |\n\nmore"

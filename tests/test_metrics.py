@@ -8,7 +8,7 @@ import pytest
 import sacrebleu
 from rouge_score.rouge_scorer import RougeScorer
 
-from evaluation.metrics import (
+from dialoghub.metrics import (
     ROUGE_TYPES,
     CorpusStatistics,
     ProfanityCheckScorer,
@@ -266,7 +266,7 @@ def test_profanity_scorer_ranks_toxic_above_benign():
 
 
 def test_first_reference_rouge_is_evaluates_default_single_reference_score():
-    from evaluation.metrics.rouge import first_reference_rouge_per_sample
+    from dialoghub.metrics.rouge import first_reference_rouge_per_sample
 
     scores = first_reference_rouge_per_sample(
         ["the cat sat", "cats running"], [["the cat sat on the mat", "the cat sat"], ["cat run", "cats running"]]

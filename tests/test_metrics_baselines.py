@@ -5,9 +5,9 @@ from statistics import fmean
 
 import pytest
 
-from dialoghub.paths import shared_data_dir
-from evaluation.baselines import TEMPLATED_LEAD, baseline_predictions, lead, templated_lead
-from evaluation.metrics import rouge_per_sample
+from dialoghub.core.paths import shared_data_dir
+from dialoghub.evaluation.baselines import TEMPLATED_LEAD, baseline_predictions, lead, templated_lead
+from dialoghub.metrics import rouge_per_sample
 
 ROW = {
     "conversation_id": "c1",

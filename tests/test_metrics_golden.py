@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.metrics import (
+from dialoghub.metrics import (
     CORPUS_METRICS,
     CorpusStatistics,
     ProfanityCheckScorer,

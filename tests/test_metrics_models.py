@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from evaluation.metrics import (
+from dialoghub.metrics import (
     EVALUATE_MODULES,
     CorpusStatistics,
     SemanticSimilarity,

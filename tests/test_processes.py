@@ -10,9 +10,9 @@ import time
 import psutil
 import pytest
 
-from dialoghub import processes
-from dialoghub.hub.embedded import hub_is_up
-from dialoghub.paths import REPO_ROOT
+from dialoghub.core import processes
+from dialoghub.core.paths import REPO_ROOT
+from dialoghub.hub.client.embedded import hub_is_up
 
 # A program started in the background by a non-interactive shell inherits SIGINT ignored, and one started under
 # `nohup` (as CI may be) SIGHUP ignored; a user's terminal program has Python's SIGINT handler and SIGHUP's default.
@@ -46,7 +46,7 @@ def wait_for_file(path, process, deadline_s: float = 120) -> str:
 HUB_SESSION = """
     import sys, time
     from pathlib import Path
-    from dialoghub.hub.embedded import hub_session, isolate_hf_environment
+    from dialoghub.hub.client.embedded import hub_session, isolate_hf_environment
 
     isolate_hf_environment(sys.argv[1])
     with hub_session(Path(sys.argv[1]) / "hub") as hub:
@@ -82,7 +82,7 @@ def test_a_timed_out_run_ends_the_whole_group(tmp_path):
 
 RUN_A_GROUP = f"""
     import sys
-    from dialoghub import processes
+    from dialoghub.core import processes
 
     processes.run({SHELL_WITH_A_CHILD!r} + [sys.argv[1]])
 """

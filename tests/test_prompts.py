@@ -3,7 +3,7 @@
 import pytest
 from datasets import Dataset
 
-from dialoghub import prompts
+from dialoghub.models import prompts
 from tests import prerequisites
 from tests.tiny_models import save_tiny_base, tiny_run_args, tiny_tokenizer, tiny_tweetsumm
 
@@ -145,8 +145,8 @@ def test_loss_mask_is_exactly_the_rendered_completion(base, task, tmp_path, tiny
     and the tokens before them are the prompt the generator feeds the model at inference."""
     from datasets import load_from_disk
 
-    from dialoghub import training
-    from dialoghub.generation import load_generator
+    from dialoghub.models.generation import load_generator
+    from dialoghub.sft import training
 
     if base == "tiny_fallback_template":
         model_dir = save_tiny_base(tmp_path / "base", with_chat_template=False)

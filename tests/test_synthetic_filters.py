@@ -3,7 +3,7 @@ exact dialogue and reasons expected. No model is involved."""
 
 import pytest
 
-from dialoghub import prompts
+from dialoghub.models import prompts
 from dialoghub.synthetic import filters
 from dialoghub.synthetic.filters import DuplicateIndex, FilterConfig, check_dialogue, parse_generated
 
@@ -241,8 +241,8 @@ def test_duplicates_exact_and_near():
 
 def test_human_tweetsumm_dialogues_pass_the_text_filters():
     """The thresholds reject what people do not write: nearly every real dialogue passes."""
+    from dialoghub.core.paths import shared_data_dir
     from dialoghub.data.tweetsumm import build
-    from dialoghub.paths import shared_data_dir
 
     rows = [row for rows in build(shared_data_dir() / "tweetsumm").rows["default"].values() for row in rows]
     failed = [

@@ -15,9 +15,10 @@ import torch
 from datasets import load_dataset
 from huggingface_hub import DatasetCard, HfApi
 
-from dialoghub import processes, prompts
-from dialoghub.generation import GenerationSettings, load_generator
-from dialoghub.paths import REPO_ROOT
+from dialoghub.core import processes
+from dialoghub.core.paths import REPO_ROOT
+from dialoghub.models import prompts
+from dialoghub.models.generation import GenerationSettings, load_generator
 from dialoghub.synthetic import comparison, filters, generate_and_publish
 from dialoghub.synthetic.filters import FilterConfig
 from dialoghub.synthetic.publish import features, publish

@@ -2,10 +2,8 @@
 
 import pytest
 
-from dialoghub import prompts
-from evaluation.baselines import templated_lead
-from evaluation.metrics import rouge_per_sample, score_summaries
-from evaluation.tasks import (
+from dialoghub.evaluation.baselines import templated_lead
+from dialoghub.evaluation.tasks import (
     HUMAN,
     SYNTHETIC_DIALOGUE,
     TASKS,
@@ -16,6 +14,8 @@ from evaluation.tasks import (
     parse_generated_dialogue,
     reference_row,
 )
+from dialoghub.metrics import rouge_per_sample, score_summaries
+from dialoghub.models import prompts
 
 ROWS = [
     {
@@ -151,9 +151,9 @@ def test_synthetic_dialogue_needs_a_summarizer():
 
 
 def test_toxicity_is_a_metric_with_an_interval_and_the_provocation_task_ranks_it_lowest_first():
-    from evaluation.metrics import ProfanityCheckScorer
-    from evaluation.results import headline
-    from evaluation.tasks import TWEETSUMM_PROVOCATION
+    from dialoghub.evaluation.results import headline
+    from dialoghub.evaluation.tasks import TWEETSUMM_PROVOCATION
+    from dialoghub.metrics import ProfanityCheckScorer
 
     docs = TWEETSUMM_PROVOCATION.docs(ROWS)
     predictions = ["Customer says this fucking parcel is late, shit.", "Customer was charged twice."]

@@ -12,9 +12,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
-from dialoghub import processes, prompts, training
-from dialoghub.cards import push_adapter, push_merged
-from dialoghub.paths import REPO_ROOT
+from dialoghub.core import processes
+from dialoghub.core.paths import REPO_ROOT
+from dialoghub.models import prompts
+from dialoghub.models.release import push_adapter, push_merged
+from dialoghub.sft import training
 from tests.card_code import run_quick_start
 from tests.tiny_models import another_adapter, save_tiny_base, tiny_cli_args, tiny_tweetsumm
 

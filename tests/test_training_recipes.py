@@ -4,9 +4,9 @@ import pytest
 import torch
 from trl import get_quantization_config
 
-from dialoghub import prompts
-from dialoghub.paths import REPO_ROOT
-from dialoghub.training import ALL_LINEAR, AdapterScriptArguments, AdapterSFTConfig, lora_config, parse_args
+from dialoghub.core.paths import REPO_ROOT
+from dialoghub.models import prompts
+from dialoghub.sft.training import ALL_LINEAR, AdapterScriptArguments, AdapterSFTConfig, lora_config, parse_args
 
 ADAPTERS = {"summarizer-lora": prompts.SUMMARIZE, "dialogue-generator-lora": prompts.GENERATE}
 MODELS_REPO = REPO_ROOT / "models_repo"

@@ -5,9 +5,9 @@ import pytest
 import torch
 from trl import SFTTrainer
 
-from dialoghub import prompts
-from dialoghub.training import build_trainer, encode_shared_prompt
-from dialoghub.training_kernels import SEGMENT_LENGTHS, VARLEN_SDPA, AdapterSFTTrainer, SharedPrefixCollator
+from dialoghub.models import prompts
+from dialoghub.sft.trainer import SEGMENT_LENGTHS, VARLEN_SDPA, AdapterSFTTrainer, SharedPrefixCollator
+from dialoghub.sft.training import build_trainer, encode_shared_prompt
 from tests.tiny_models import save_tiny_base, tiny_run_args, tiny_tweetsumm
 
 BATCH = 4

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from dialoghub.core.paths import shared_data_dir
 from dialoghub.data.readers import SourceError, read_source
 from dialoghub.data.tweetsumm import build
-from dialoghub.paths import shared_data_dir
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tweetsumm"
 OFFICIAL_IDS = FIXTURES / "final_train_tweetsum.jsonl"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
-from dialoghub import prompts
+from dialoghub.models import prompts
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
@@ -146,7 +146,7 @@ def tiny_cli_args(model: str, dataset: str, output_dir: Path, *overrides: str) -
 
 def tiny_run_args(model: str, dataset: str, output_dir: Path, *overrides: str):
     """(script_args, training_args, model_args) for `tiny_cli_args`, through the script's parser."""
-    from dialoghub.training import parse_args
+    from dialoghub.sft.training import parse_args
 
     return parse_args(tiny_cli_args(model, dataset, output_dir, *overrides))
 

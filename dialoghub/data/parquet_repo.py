@@ -16,8 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dialoghub.data.files import atomic_write
-from dialoghub.hub.publish import Publication, publish_folder
+from dialoghub.core.files import atomic_write
+from dialoghub.hub.client.publish import Publication, publish_folder
 
 # Fixed, so the files never depend on pyarrow's defaults; one row group holds a whole TweetSumm split.
 ROW_GROUP_SIZE = 1000

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dialoghub.core.paths import REPO_ROOT
 from dialoghub.data.records import CUSTOMER
-from dialoghub.paths import REPO_ROOT
 
 DATASET_DIR = REPO_ROOT / "datasets_repo" / "tweetsumm-provocation"
 ABUSE_PHRASES_FILE = DATASET_DIR / "abuse_phrases.yaml"
@@ -175,7 +175,7 @@ def write_dataset_folder(
     """The parquet files (config `default`), the abuse list as published, and the card, into `folder`."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    from dialoghub.data.files import atomic_write
+    from dialoghub.core.files import atomic_write
     from dialoghub.data.parquet_repo import add_dataset_info, size_category, write_parquet_files
 
     data_files = write_parquet_files({"default": rows}, features(), folder)

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from dialoghub.data.files import sha256_of
+from dialoghub.core.files import sha256_of
 from dialoghub.data.records import (
     AGENT,
     CUSTOMER,
@@ -468,7 +468,7 @@ def read_hub(repo_id: str, *, revision: str | None = None, twcs: Path | None = N
     """Download a Hub dataset repo holding one of the layouts and read it, naming files `repo@commit:path`."""
     from huggingface_hub import constants, snapshot_download
 
-    from dialoghub.hub.refs import RepoReferenceError, UnknownRepoError, resolve_repo
+    from dialoghub.hub.client.refs import RepoReferenceError, UnknownRepoError, resolve_repo
 
     try:
         commit = resolve_repo(repo_id, revision, repo_type="dataset").sha

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from dialoghub.core.files import atomic_write
+from dialoghub.core.paths import REPO_ROOT, base_dir
+from dialoghub.core.provenance import code_version
 from dialoghub.data.cleaning import Cleaner, CleaningOptions
-from dialoghub.data.files import atomic_write
 from dialoghub.data.parquet_repo import (
     PARQUET_COMPRESSION,
     ROW_GROUP_SIZE,
@@ -40,8 +42,6 @@ from dialoghub.data.validation import (
     validate,
     write_rejects_report,
 )
-from dialoghub.paths import REPO_ROOT, base_dir
-from dialoghub.provenance import code_version
 
 CONFIGS = ("default", "raw")
 CARD_TEMPLATE = REPO_ROOT / "datasets_repo" / "tweetsumm-clean" / "README.md.j2"
@@ -65,7 +65,7 @@ CITATION = """@inproceedings{feigenblat-etal-2021-tweetsumm-dialog,
 
 
 def features():
-    """The explicit schema of both configs (imported lazily: `datasets` must come after `dialoghub.hubenv`)."""
+    """The explicit schema of both configs (imported lazily: `datasets` must come after `dialoghub.core.hubenv`)."""
     from datasets import Features, List, Value
 
     turn = {"role": Value("string"), "text": Value("string")}

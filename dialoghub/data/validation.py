@@ -7,9 +7,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from dialoghub.data.files import atomic_write
+from dialoghub.core.files import atomic_write
+from dialoghub.core.ngrams import shingles
 from dialoghub.data.records import ROLES, SPLITS, Dialog, Rejection
-from dialoghub.ngrams import shingles
 
 MIN_TURNS = 2
 SHINGLE_WORDS = 5

@@ -4,8 +4,8 @@ import argparse
 import logging
 import os
 
-from dialoghub.hub.embedded import hub_is_up
-from dialoghub.hub.pagination import DEFAULT_PAGE_SIZE
+from dialoghub.hub.client.embedded import hub_is_up
+from dialoghub.hub.server.pagination import DEFAULT_PAGE_SIZE
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
 
-    from dialoghub.hub.faults import install_fault_injection
-    from dialoghub.hub.server import create_app
-    from dialoghub.hub.serving import serve as serve_app
+    from dialoghub.hub.server.app import create_app
+    from dialoghub.hub.server.faults import install_fault_injection
+    from dialoghub.hub.server.serving import serve as serve_app
 
     endpoint = f"http://{args.host}:{args.port}"
     if hub_is_up(endpoint):

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 
 def default_repo_id() -> str:
-    from dialoghub.paths import project_org
+    from dialoghub.core.paths import project_org
 
     return f"{project_org()}/synthetic-dialogues"
 

@@ -36,7 +36,7 @@ def per_summary_scores(rows: list[dict]) -> dict[str, list[float]]:
 
 def compare(generator_rows: list[dict], baseline_rows: list[dict], n_bootstrap: int = 1000, seed: int = 0) -> dict:
     """Each side's mean with its 95 % interval, and the paired difference (generator - baseline) with its own."""
-    from evaluation.metrics.bootstrap import bootstrap_indices, mean_estimate
+    from dialoghub.metrics.bootstrap import bootstrap_indices, mean_estimate
 
     keys = [(row["source_conversation_id"], row["source_summary_index"]) for row in generator_rows]
     baseline_keys = [(row["source_conversation_id"], row["source_summary_index"]) for row in baseline_rows]

@@ -16,10 +16,10 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from dialoghub import prompts
+from dialoghub.core.ngrams import ngrams, shingles
 from dialoghub.data.validation import NEAR_DUPLICATE_JACCARD, SHINGLE_WORDS
-from dialoghub.generation import STOP_LENGTH, STOP_LOOP
-from dialoghub.ngrams import ngrams, shingles
+from dialoghub.models import prompts
+from dialoghub.models.generation import STOP_LENGTH, STOP_LOOP
 
 # Bump when a change here would accept or reject other rows: runs record it, and resume only with the same one.
 FILTERS_VERSION = "1"
@@ -235,7 +235,7 @@ def _leakage(
     instructions = [prompts.SYSTEM_PROMPTS[prompts.GENERATE], prompts.GENERATE_INSTRUCTION]
     if any(shingles(words(instruction), INSTRUCTION_NGRAM) & spoken_ngrams for instruction in instructions):
         return "repeats the instructions"
-    from evaluation.metrics.rouge import split_sentences
+    from dialoghub.metrics.rouge import split_sentences
 
     for sentence in split_sentences(summary):
         sentence_words = words(sentence)

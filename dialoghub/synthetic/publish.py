@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from dialoghub import prompts
-from dialoghub.data.files import atomic_write
+from dialoghub.core.files import atomic_write
+from dialoghub.core.paths import REPO_ROOT
 from dialoghub.data.parquet_repo import (
     PARQUET_COMPRESSION,
     ROW_GROUP_SIZE,
@@ -21,7 +21,7 @@ from dialoghub.data.parquet_repo import (
     size_category,
     write_parquet_files,
 )
-from dialoghub.paths import REPO_ROOT
+from dialoghub.models import prompts
 from dialoghub.synthetic import filters
 from dialoghub.synthetic.comparison import COMPARED_METRICS
 from dialoghub.synthetic.run import RunResult, filter_counts, stop_reasons
@@ -241,7 +241,7 @@ def write_dataset_folder(result: RunResult, folder: Path, repo_id: str, tag: str
 
 def publish(result: RunResult, repo_id: str, *, tag: str | None = None, api=None) -> PublishResult:
     """Push the run to the dataset repo `repo_id` in one commit as release `tag` (the same rows make no new commit,
-    and an existing tag is never moved: see `dialoghub.hub.publish`)."""
+    and an existing tag is never moved: see `dialoghub.hub.client.publish`)."""
     sizes = ", ".join(f"{split} {len(result.kept(split))}" for split in result.config.splits)
     generator = result.provenance["generator"]
     adapter = f" + {generator['adapter_id']}@{generator['adapter_sha']}" if generator["adapter_id"] else ""

@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from dialoghub.data.files import atomic_write
+from dialoghub.core.files import atomic_write
 
 RUN_FILE = "run.json"
 SHARDS_DIR = "shards"

@@ -5,9 +5,9 @@ DIALOGHUB_DEMO_SUMMARIZER_ADAPTER, DIALOGHUB_DEMO_GENERATOR_ADAPTER (each ID or 
 DIALOGHUB_DEMO_RESULTS_REPO.
 """
 
-import dialoghub.hubenv  # noqa: F401
+import dialoghub.core.hubenv  # noqa: F401
 
-from dialoghub.demo import DemoConfig, build_demo
+from dialoghub.demo.app import DemoConfig, build_demo
 
 demo = build_demo(DemoConfig.from_env())
 

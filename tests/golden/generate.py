@@ -1,6 +1,6 @@
 """Writes the golden metric cases (inputs + expected numbers) of tests/test_metrics_golden.py.
 
-The numbers come from the real libraries through `evaluation.metrics`. They were generated once, reviewed by hand for
+The numbers come from the real libraries through `dialoghub.metrics`. They were generated once, reviewed by hand for
 plausibility (see the `review` note of each case) and pinned; regenerating them is a deliberate act after a library or
 protocol change, never a way to make a failing test pass:
 
@@ -19,7 +19,7 @@ from pathlib import Path
 GOLDEN_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(GOLDEN_DIR.parent.parent))
 
-from evaluation.metrics import (  # noqa: E402
+from dialoghub.metrics import (  # noqa: E402
     ProfanityCheckScorer,
     SemanticSimilarity,
     human_ceiling,
@@ -27,7 +27,7 @@ from evaluation.metrics import (  # noqa: E402
     rouge_per_sample,
     score_summaries,
 )
-from evaluation.metrics.bleu_chrf import CORPUS_METRICS, CorpusStatistics  # noqa: E402
+from dialoghub.metrics.bleu_chrf import CORPUS_METRICS, CorpusStatistics  # noqa: E402
 
 # Real TweetSumm abstractive summaries (validation split; the annotations are CC0).
 SLOW_WIFI = [

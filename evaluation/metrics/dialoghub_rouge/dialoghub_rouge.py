@@ -1,5 +1,5 @@
 """ROUGE-1/2/L/Lsum (google's rouge_score, Porter stemming) with several references per prediction, under the max or
-the jackknife protocol. A thin `evaluate` wrapper of `evaluation.metrics.rouge`, which documents both protocols and the
+the jackknife protocol. A thin `evaluate` wrapper of `dialoghub.metrics.rouge`, which documents both protocols and the
 sentence splitting used for ROUGE-Lsum."""
 
 from statistics import fmean
@@ -7,7 +7,7 @@ from statistics import fmean
 import datasets
 import evaluate
 
-from evaluation.metrics import rouge  # From: dialoghub
+from dialoghub.metrics import rouge  # From: dialoghub
 
 _DESCRIPTION = __doc__
 

@@ -1,10 +1,10 @@
 """Corpus BLEU and chrF (sacrebleu, default settings) with a variable number of references per prediction.
-A thin `evaluate` wrapper of `evaluation.metrics.bleu_chrf`."""
+A thin `evaluate` wrapper of `dialoghub.metrics.bleu_chrf`."""
 
 import datasets
 import evaluate
 
-from evaluation.metrics import bleu_chrf  # From: dialoghub
+from dialoghub.metrics import bleu_chrf  # From: dialoghub
 
 _DESCRIPTION = __doc__
 

@@ -1,5 +1,5 @@
 """Semantic similarity: cosine similarity of sentence-transformers embeddings between a prediction and the closest of
-its references. A thin `evaluate` wrapper of `evaluation.metrics.semantic`; the default embedding model is the
+its references. A thin `evaluate` wrapper of `dialoghub.metrics.semantic`; the default embedding model is the
 MiniLM model served by the dialoghub Hub."""
 
 from statistics import fmean
@@ -7,7 +7,7 @@ from statistics import fmean
 import datasets
 import evaluate
 
-from evaluation.metrics import semantic  # From: dialoghub
+from dialoghub.metrics import semantic  # From: dialoghub
 
 _DESCRIPTION = __doc__
 

@@ -1,10 +1,10 @@
 """Toxicity of texts through a pluggable scorer: alt-profanity-check offline (default), or a Hugging Face
-text-classification model id. A thin `evaluate` wrapper of `evaluation.metrics.toxicity`."""
+text-classification model id. A thin `evaluate` wrapper of `dialoghub.metrics.toxicity`."""
 
 import datasets
 import evaluate
 
-from evaluation.metrics import toxicity  # From: dialoghub
+from dialoghub.metrics import toxicity  # From: dialoghub
 
 _DESCRIPTION = __doc__
 

@@ -1,0 +1,1 @@
+"""Stage: the Gradio demo Space."""

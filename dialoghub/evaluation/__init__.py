@@ -1,0 +1,1 @@
+"""Stage: tasks, evaluation runs, results records and the leaderboard."""

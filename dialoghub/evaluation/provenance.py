@@ -1,0 +1,52 @@
+"""What a leaderboard record names: the exact commits of every repo it read, the code and library versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dialoghub.core import provenance
+from dialoghub.hub.client.refs import resolve_repo
+
+VERSIONED_PACKAGES = (
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "datasets",
+    "huggingface_hub",
+    "sentence-transformers",
+    "rouge_score",
+    "sacrebleu",
+    "nltk",
+    "numpy",
+    "alt-profanity-check",
+    "scikit-learn",
+)
+# The code that makes the scores
+SCORING_CODE = ("dialoghub", "evaluation")
+
+
+def package_versions() -> dict[str, str | None]:
+    return provenance.package_versions(VERSIONED_PACKAGES)
+
+
+def code_version() -> dict[str, Any]:
+    """The last commit of the code that makes the scores, and whether it has uncommitted changes."""
+    return provenance.code_version(SCORING_CODE)
+
+
+def repo_record(reference: str | None, repo_type: str = "model") -> dict[str, str | None] | None:
+    """`{"id", "revision", "sha"}` of a Hub repo (`ID` or `ID@REV`) or a local folder (sha None)."""
+    if reference is None:
+        return None
+    resolved = resolve_repo(reference, repo_type=repo_type)
+    return {"id": resolved.repo_id, "revision": resolved.revision, "sha": resolved.sha}
+
+
+def pinned(repo: dict[str, str | None]) -> str:
+    return repo["id"] if repo["sha"] is None else f"{repo['id']}@{repo['sha']}"
+
+
+def model_label(repo_id: str, revision: str | None, sha: str | None) -> str:
+    short = sha[:7] if sha else "local"
+    return f"{repo_id}@{revision} ({short})" if revision and revision != sha else f"{repo_id} ({short})"

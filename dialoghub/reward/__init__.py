@@ -1,0 +1,1 @@
+"""Stage: reward tuning of the summarizer with trl's GRPO."""

@@ -1,0 +1,423 @@
+"""Reward fine-tuning of the summarizer adapter with trl's `GRPOTrainer`: relevance, non-toxicity and format rewards
+(`dialoghub.reward.rewards`), weighted by trl's `reward_weights`, starting from the published SFT adapter `ID@REV`.
+
+The policy is the base model with the SFT adapter loaded trainable (`PeftModel.from_pretrained(...,
+is_trainable=True)`), so only its LoRA matrices train. The KL term (`beta` > 0) is taken against the SFT policy, not
+the bare base: handed a `PeftModel` that already carries an adapter, trl (>= 1.x) copies it into a frozen `ref` adapter
+and computes the reference log-probabilities through it. Disabling the adapter instead (what trl does for a fresh
+`peft_config`) would pull the policy back to the zero-shot base, undoing the SFT. `build_trainer` checks that the
+reference adapter exists and is frozen, and `kl` in the logs is the KL to the SFT policy.
+
+Prompts come from train-split dialogs only: `provocation_fraction` of them from the provocation dataset's `train`
+split (train dialogs whose customer swears, or with a phrase of the train abuse list inserted), the rest plain train
+dialogs of tweetsumm-clean. Each is `prompts.summarize_messages` of its dialogue, the prompt the evaluation uses.
+`scripts/reward_tune.py` is the entry point; `train` is the whole run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trl import GRPOConfig, GRPOTrainer, ModelConfig, ScriptArguments
+
+from dialoghub.core.files import atomic_write
+from dialoghub.core.paths import project_org
+from dialoghub.models import prompts
+from dialoghub.models.release import ADAPTER_FILES
+from dialoghub.reward import rewards
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_FILE = "training_summary.json"
+REWARD_CURVE_FILE = "reward_curve.png"
+SFT_ADAPTER = "default"
+REFERENCE_ADAPTER = "ref"  # the name trl gives the frozen copy of the SFT adapter
+PUBLISHED_FILES = (*ADAPTER_FILES, REWARD_CURVE_FILE, SUMMARY_FILE)
+
+
+@dataclass
+class RewardScriptArguments(ScriptArguments):
+    """What a reward-tuning run needs besides trl's GRPOConfig and ModelConfig."""
+
+    sft_adapter: str = field(
+        default=f"{project_org()}/summarizer-lora@v1.0",
+        metadata={"help": "The SFT summarizer adapter the policy starts from (and the KL reference), ID@REV."},
+    )
+    dataset_revision: str = field(default="v1.0", metadata={"help": "Revision of dataset_name (tweetsumm-clean)."})
+    provocation_dataset: str | None = field(
+        default=f"{project_org()}/tweetsumm-provocation@v1.0",
+        metadata={"help": "Dataset of abusive train dialogs (ID@REV; none: plain prompts only)."},
+    )
+    provocation_split: str = field(default="train", metadata={"help": "Its split of train-dialog prompts."})
+    provocation_fraction: float = field(
+        default=0.5, metadata={"help": "Share of the prompts drawn from the provocation dataset."}
+    )
+    max_train_prompts: int = field(default=32, metadata={"help": "Prompts of the run (ignored with full_data)."})
+    full_data: bool = field(
+        default=False,
+        metadata={"help": "Every provocation prompt, and plain train dialogs in provocation_fraction's proportion."},
+    )
+    rewards: list[str] = field(
+        default_factory=lambda: [rewards.ROUGE_L, rewards.NON_TOXICITY, rewards.LENGTH, rewards.NO_LEAKAGE],
+        metadata={"help": f"Reward functions, some of {rewards.REWARD_NAMES}; weights: reward_weights."},
+    )
+    toxicity: str = field(
+        default="profanity-check", metadata={"help": "Toxicity scorer: profanity-check, or a classifier ID[@REV]."}
+    )
+    embedding_model: str | None = field(
+        default="dialoghub/all-MiniLM-L6-v2",
+        metadata={"help": "Sentence-embedding model ID[@REV] of the semantic_similarity reward."},
+    )
+    push: bool = field(default=False, metadata={"help": "Publish the adapter with its card to hub_model_id."})
+    release_tag: str | None = field(default=None, metadata={"help": "Tag of the published revision, e.g. v1.0."})
+    skip_if_released: bool = field(
+        default=False, metadata={"help": "Train nothing when hub_model_id already has release_tag."}
+    )
+    refresh_card: bool = field(
+        default=False,
+        metadata={
+            "help": "Train nothing: re-render the released adapter's card (before/after table, model-index) from "
+            "the results repo's records of it and of its SFT parent."
+        },
+    )
+    results_repo: str | None = field(
+        default=None, metadata={"help": "Results repo read by refresh_card (none: <org>/dialoghub-results)."}
+    )
+    license: str = field(default="apache-2.0", metadata={"help": "License of the published adapter."})
+
+
+def parser(description: str | None = None):
+    import argparse
+
+    from trl import TrlParser
+
+    return TrlParser(
+        (RewardScriptArguments, GRPOConfig, ModelConfig),
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def parse_args(args: list[str] | None = None, description: str | None = None):
+    """(script_args, training_args, model_args) from `--config recipe.yaml` and CLI overrides."""
+    return parser(description).parse_args_and_config(args)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Prompts
+
+
+def grpo_rows(rows, kind: str):
+    """trl prompt rows: the summarize prompt, and the columns the rewards read (`summaries`, `dialogue`)."""
+
+    def convert(example: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "prompt": prompts.summarize_messages(example["dialogue"], f"conversation {example['conversation_id']}"),
+            "summaries": [" ".join(summary.split()) for summary in example["summaries"]],
+            "dialogue": [{"role": turn["role"], "text": turn["text"]} for turn in example["dialogue"]],
+            "conversation_id": example["conversation_id"],
+            "provocation": example.get("provocation") or kind,
+        }
+
+    return rows.map(convert, remove_columns=rows.column_names, desc=f"{kind} prompts")
+
+
+def load_prompts(script_args: RewardScriptArguments, seed: int):
+    """The training prompts, train-split dialogs only, shuffled with `seed`; and the record of what was read."""
+    from datasets import concatenate_datasets, load_dataset
+
+    from dialoghub.hub.client.refs import resolve_repo
+
+    if not 0 <= script_args.provocation_fraction <= 1:
+        raise ValueError(f"provocation_fraction must be in [0, 1], got {script_args.provocation_fraction}")
+    if script_args.dataset_train_split != "train":
+        raise ValueError("reward-tuning prompts come from the train split only (dataset_train_split: train)")
+    clean = resolve_repo(script_args.dataset_name, script_args.dataset_revision, repo_type="dataset")
+    plain = load_dataset(clean.repo_id, script_args.dataset_config, split="train", revision=clean.sha)
+    record: dict[str, Any] = {
+        "dataset": {"id": clean.repo_id, "revision": script_args.dataset_revision, "sha": clean.sha}
+    }
+    abusive = None
+    if script_args.provocation_dataset and script_args.provocation_fraction > 0:
+        provocation = resolve_repo(script_args.provocation_dataset, repo_type="dataset")
+        abusive = load_dataset(provocation.repo_id, split=script_args.provocation_split, revision=provocation.sha)
+        if set(abusive["source_split"]) != {"train"}:
+            raise ValueError(f"{provocation}: split {script_args.provocation_split!r} holds non-train dialogs")
+        record["provocation_dataset"] = {
+            "id": provocation.repo_id,
+            "reference": script_args.provocation_dataset,
+            "sha": provocation.sha,
+            "split": script_args.provocation_split,
+        }
+        abusive = abusive.shuffle(seed=seed)
+    plain = plain.shuffle(seed=seed)
+    if script_args.full_data:
+        n_abusive = len(abusive) if abusive is not None else 0
+        share = script_args.provocation_fraction
+        n_plain = len(plain) if abusive is None or share == 0 else round(n_abusive * (1 - share) / share)
+    else:
+        n_abusive = round(script_args.max_train_prompts * script_args.provocation_fraction) if abusive else 0
+        n_plain = script_args.max_train_prompts - n_abusive
+    parts = []
+    if abusive is not None and n_abusive:
+        parts.append(grpo_rows(abusive.select(range(min(n_abusive, len(abusive)))), "provocation"))
+    taken = set(parts[0]["conversation_id"]) if parts else set()
+    taken = {conversation_id.split("+")[0] for conversation_id in taken}
+    # Other dialogs than the abusive prompts', so that the run sees as many dialogs as it has prompts
+    plain = plain.filter(lambda row: row["conversation_id"] not in taken)
+    if n_plain:
+        parts.append(grpo_rows(plain.select(range(min(n_plain, len(plain)))), "plain"))
+    if not parts:
+        raise ValueError("no training prompts: raise max_train_prompts")
+    dataset = concatenate_datasets(parts).shuffle(seed=seed)
+    record["prompts"] = {
+        kind: sum(value == kind for value in dataset["provocation"]) for kind in set(dataset["provocation"])
+    }
+    record["n_prompts"] = len(dataset)
+    return dataset, record
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Policy, rewards, trainer
+
+
+def resolved_base(script_args: RewardScriptArguments, model_args: ModelConfig):
+    """(SFT adapter, base model) as `ResolvedRepo`s: the base is the adapter's own unless model_name_or_path says."""
+    from dialoghub.hub.client.refs import resolve_repo
+    from dialoghub.models.generation import adapter_base
+
+    adapter = resolve_repo(script_args.sft_adapter)
+    base_id, base_revision = adapter_base(adapter)
+    if model_args.model_name_or_path:
+        base_id, base_revision = model_args.model_name_or_path, model_args.model_revision
+    return adapter, resolve_repo(base_id, base_revision)
+
+
+def load_policy(adapter, base, model_args: ModelConfig, use_cpu: bool = True):
+    """The base at its commit, in `resolve_dtype(model_args.dtype)`, with the SFT adapter loaded trainable."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from dialoghub.core.hardware import resolve_dtype
+
+    dtype = resolve_dtype(model_args.dtype, "cpu" if use_cpu else "cuda")
+    model = AutoModelForCausalLM.from_pretrained(
+        base.repo_id,
+        revision=base.load_revision,
+        dtype=getattr(torch, dtype) if dtype != "auto" else "auto",
+        attn_implementation=model_args.attn_implementation,
+    )
+    policy = PeftModel.from_pretrained(model, adapter.repo_id, revision=adapter.load_revision, is_trainable=True)
+    return policy, dtype
+
+
+def load_reward_scorers(script_args: RewardScriptArguments) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The scoring models the chosen rewards need, at resolved revisions, and their record."""
+    from dialoghub.hub.client.refs import resolve_repo
+    from dialoghub.metrics import PROFANITY_CHECK, SemanticSimilarity, load_toxicity_scorer
+
+    scorers: dict[str, Any] = {}
+    record: dict[str, Any] = {}
+    if rewards.NON_TOXICITY in script_args.rewards:
+        if script_args.toxicity == PROFANITY_CHECK:
+            scorers["toxicity_scorer"] = load_toxicity_scorer(PROFANITY_CHECK)
+            record["toxicity"] = {"id": PROFANITY_CHECK}
+        else:
+            classifier = resolve_repo(script_args.toxicity)
+            scorers["toxicity_scorer"] = load_toxicity_scorer(classifier.repo_id, revision=classifier.sha)
+            record["toxicity"] = {"id": classifier.repo_id, "sha": classifier.sha}
+    if rewards.SEMANTIC_SIMILARITY in script_args.rewards:
+        if not script_args.embedding_model:
+            raise ValueError("the semantic_similarity reward needs embedding_model")
+        embedding = resolve_repo(script_args.embedding_model)
+        scorers["semantic_similarity"] = SemanticSimilarity(embedding.repo_id, revision=embedding.sha)
+        record["semantic_similarity"] = {"id": embedding.repo_id, "sha": embedding.sha}
+    return scorers, record
+
+
+def check_reference_is_the_sft_policy(trainer: GRPOTrainer) -> None:
+    """Freeze trl's `ref` adapter (a copy of the SFT adapter) and check that only the SFT adapter's LoRA matrices
+    are trainable, before the optimizer is built from the trainable parameters."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if trainer.beta != 0.0 and REFERENCE_ADAPTER not in getattr(model, "peft_config", {}):
+        raise RuntimeError(
+            "trl did not create the frozen reference copy of the SFT adapter: the KL would be taken against the "
+            "bare base model. This trl version is not supported; see dialoghub/reward/training.py"
+        )
+    for name, parameter in model.named_parameters():
+        if f".{REFERENCE_ADAPTER}." in name:
+            parameter.requires_grad_(False)
+    trainable = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+    wrong = [name for name in trainable if "lora_" not in name or f".{SFT_ADAPTER}." not in name]
+    if wrong or not trainable:
+        raise RuntimeError(f"only the SFT adapter's LoRA parameters may train; trainable: {wrong[:5] or 'none'}")
+
+
+def build_trainer(
+    script_args,
+    training_args: GRPOConfig,
+    model_args: ModelConfig,
+    train_dataset,
+    callbacks=None,
+    reward_functions: list | None = None,
+):
+    """The GRPO trainer of the SFT policy, its reward functions (built from the recipe's `rewards` unless given), and
+    the run's provenance record."""
+    from dialoghub.models.generation import load_tokenizer
+
+    adapter, base = resolved_base(script_args, model_args)
+    policy, dtype = load_policy(adapter, base, model_args, training_args.use_cpu)
+    tokenizer = load_tokenizer(base.repo_id, base.load_revision, padding_side="left")
+    scorers_record = {"custom": [function.__name__ for function in reward_functions]} if reward_functions else None
+    if reward_functions is None:
+        scorers, scorers_record = load_reward_scorers(script_args)
+        reward_functions = rewards.build_rewards(script_args.rewards, **scorers)
+    if training_args.reward_weights is not None and len(training_args.reward_weights) != len(reward_functions):
+        raise ValueError(
+            f"{len(training_args.reward_weights)} reward_weights for {len(reward_functions)} rewards "
+            f"({script_args.rewards})"
+        )
+    trainer = GRPOTrainer(
+        model=policy,
+        reward_funcs=reward_functions,
+        args=training_args,
+        train_dataset=train_dataset,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    check_reference_is_the_sft_policy(trainer)
+    record = {
+        "sft_adapter": {"id": adapter.repo_id, "revision": adapter.revision, "sha": adapter.sha},
+        "base_model": {"id": base.repo_id, "revision": base.revision, "sha": base.sha},
+        "dtype": dtype,
+        "scorers": scorers_record,
+    }
+    return trainer, reward_functions, record
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Outputs
+
+
+def logged(trainer, key: str) -> list[tuple[int, float]]:
+    return [(entry["step"], entry[key]) for entry in trainer.state.log_history if key in entry]
+
+
+def plot_reward_curve(trainer, reward_names: list[str], path: Path) -> Path:
+    """Each reward's mean and the KL to the SFT policy per logging step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (rewards_axis, kl_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    for name in reward_names:
+        if points := logged(trainer, f"rewards/{name}/mean"):
+            rewards_axis.plot(*zip(*points, strict=True), label=name)
+    rewards_axis.set_xlabel("optimizer step")
+    rewards_axis.set_ylabel("mean reward")
+    rewards_axis.legend(fontsize=8)
+    rewards_axis.grid(alpha=0.3)
+    if points := logged(trainer, "kl"):
+        kl_axis.plot(*zip(*points, strict=True), color="#ef6c00")
+    kl_axis.set_xlabel("optimizer step")
+    kl_axis.set_ylabel("KL to the SFT policy (per token)")
+    kl_axis.grid(alpha=0.3)
+    figure.tight_layout()
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
+        figure.savefig(tmp.name, dpi=100, metadata={"Software": None})
+    plt.close(figure)
+    os.replace(tmp.name, path)
+    return path
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def training_summary(script_args, training_args: GRPOConfig, model_args, trainer, record: dict) -> dict[str, Any]:
+    """Everything the card needs, written beside the adapter as training_summary.json."""
+    from dialoghub.core.provenance import package_versions
+
+    reward_names = [function.__name__ for function in trainer.reward_funcs]
+    weights = training_args.reward_weights or [1.0] * len(reward_names)
+    reward_means = {}
+    for name in reward_names:
+        points = [value for _, value in logged(trainer, f"rewards/{name}/mean")]
+        reward_means[name] = {"first": points[0] if points else None, "last": points[-1] if points else None}
+    kl = [value for _, value in logged(trainer, "kl")]
+    peft_config = trainer.accelerator.unwrap_model(trainer.model).peft_config[SFT_ADAPTER]
+    return {
+        "task": prompts.SUMMARIZE,
+        "method": "grpo",
+        "prompt_version": prompts.PROMPT_VERSION,
+        "license": script_args.license,
+        **record,
+        "rewards": [{"name": name, "weight": weight} for name, weight in zip(reward_names, weights, strict=True)],
+        "reward_means": reward_means,
+        "beta": training_args.beta,
+        "kl": {"first": kl[0] if kl else None, "last": kl[-1] if kl else None, "mean": _mean(kl)},
+        "global_step": trainer.state.global_step,
+        "train_runtime_s": next((e["train_runtime"] for e in trainer.state.log_history if "train_runtime" in e), None),
+        "hyperparameters": {
+            "learning_rate": training_args.learning_rate,
+            "lr_scheduler_type": getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type),
+            "max_steps": training_args.max_steps,
+            "num_train_epochs": training_args.num_train_epochs,
+            "per_device_train_batch_size": training_args.per_device_train_batch_size,
+            "gradient_accumulation_steps": training_args.gradient_accumulation_steps,
+            "num_generations": training_args.num_generations,
+            "max_completion_length": training_args.max_completion_length,
+            "temperature": training_args.temperature,
+            "loss_type": training_args.loss_type,
+            "scale_rewards": training_args.scale_rewards,
+            "num_iterations": training_args.num_iterations,
+            "epsilon": training_args.epsilon,
+            "seed": training_args.seed,
+            "lora_r": peft_config.r,
+            "lora_alpha": peft_config.lora_alpha,
+            "lora_target_modules": sorted(peft_config.target_modules)
+            if isinstance(peft_config.target_modules, set)
+            else peft_config.target_modules,
+            "dtype": record["dtype"],
+        },
+        "framework_versions": package_versions(("torch", "transformers", "trl", "peft", "datasets")),
+    }
+
+
+def save_adapter(trainer, tokenizer, output_dir: Path) -> None:
+    """The trained SFT adapter only (`default`, loadable as the repo's root adapter), not trl's reference copy."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    model.save_pretrained(str(output_dir), selected_adapters=[SFT_ADAPTER])
+    tokenizer.save_pretrained(str(output_dir))
+
+
+def train(script_args, training_args: GRPOConfig, model_args: ModelConfig, callbacks=None, reward_functions=None):
+    """Reward-tune and save the adapter, tokenizer, reward curve and training summary to output_dir (and publish
+    with `push`). Returns the trainer."""
+    if script_args.push and not (training_args.hub_model_id and script_args.release_tag):
+        raise ValueError("--push needs hub_model_id and release_tag")
+    train_dataset, data_record = load_prompts(script_args, training_args.seed)
+    trainer, reward_functions, record = build_trainer(
+        script_args, training_args, model_args, train_dataset, callbacks, reward_functions
+    )
+    trainer.train()
+    output_dir = Path(training_args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    save_adapter(trainer, trainer.processing_class, output_dir)
+    if trainer.is_world_process_zero():
+        plot_reward_curve(trainer, [f.__name__ for f in trainer.reward_funcs], output_dir / REWARD_CURVE_FILE)
+        summary = training_summary(script_args, training_args, model_args, trainer, record | data_record)
+        atomic_write(output_dir / SUMMARY_FILE, (json.dumps(summary, indent=2, default=str) + "\n").encode("utf-8"))
+        if script_args.push:
+            from dialoghub.reward.card import push_reward_adapter
+
+            push_reward_adapter(output_dir, training_args.hub_model_id, script_args.release_tag)
+    return trainer
