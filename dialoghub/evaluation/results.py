@@ -149,22 +149,24 @@ def group_key(record: dict[str, Any]) -> tuple:
 
 
 def system_key(record: dict[str, Any]) -> str:
-    """What makes two records the same system: kind, name, every revision sha, prompt, generation settings, dtype."""
+    """What makes two records the same system: kind, name, every revision sha, prompt, generation settings, dtype, and
+    the generation backend (vLLM and transformers decode with different kernels, so their texts can differ)."""
     system = record["system"]
-    return json.dumps(
-        [
-            system["kind"],
-            system["name"],
-            system.get("model_sha"),
-            system.get("adapter_sha"),
-            system.get("prompt_version"),
-            record.get("generation"),
-            (record.get("runtime") or {}).get("dtype"),
-            record.get("round_trip_summarizer"),
-            record.get("scorers"),
-        ],
-        sort_keys=True,
-    )
+    key = [
+        system["kind"],
+        system["name"],
+        system.get("model_sha"),
+        system.get("adapter_sha"),
+        system.get("prompt_version"),
+        record.get("generation"),
+        (record.get("runtime") or {}).get("dtype"),
+        record.get("round_trip_summarizer"),
+        record.get("scorers"),
+    ]
+    if system.get("backend") not in (None, "transformers"):
+        # Appended only for another backend, so that the keys of the records already published stay as they were
+        key.append(system["backend"])
+    return json.dumps(key, sort_keys=True)
 
 
 def headline(record: dict[str, Any]) -> float:

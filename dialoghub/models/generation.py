@@ -178,6 +178,14 @@ class Generator:
     backend: str = "transformers"
     adapter_merged: bool = False
     _vllm_lora: Any = field(default=None, repr=False)
+    _vllm_dtype: str | None = field(default=None, repr=False)
+
+    @property
+    def dtype(self) -> str:
+        """The weights' dtype ("bfloat16", "float32"); a vLLM engine has no `.dtype`: the one it was started with."""
+        if self.backend == "vllm":
+            return self._vllm_dtype
+        return str(self.model.dtype).removeprefix("torch.")
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -318,7 +326,12 @@ class Generator:
             repetition_penalty=settings.repetition_penalty,
             seed=seed,
         )
-        outputs = self.model.generate(texts, params, lora_request=self._vllm_lora, use_tqdm=False)
+        # The chat template already wrote every special token (Llama-3's <|begin_of_text|>): vLLM would add a second
+        # BOS to a text prompt, so it gets token ids, tokenized as the transformers path does (a `TokensPrompt`).
+        token_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        outputs = self.model.generate(
+            [{"prompt_token_ids": ids} for ids in token_ids], params, lora_request=self._vllm_lora, use_tqdm=False
+        )
         return [
             Completion(
                 text=output.outputs[0].text,
@@ -433,7 +446,7 @@ def load_generator(
     # A decoder continues from the last position, so padding goes first.
     tokenizer = load_tokenizer(base.repo_id, base.load_revision, padding_side="left")
     if backend == "vllm":
-        return _load_vllm(base, adapter_repo, tokenizer)
+        return _load_vllm(base, adapter_repo, tokenizer, dtype=dtype, load_in_4bit=load_in_4bit)
 
     import torch
     from transformers import AutoModelForCausalLM
@@ -467,7 +480,57 @@ def load_generator(
     return Generator(language_model, tokenizer, base, adapter_repo, backend="transformers", adapter_merged=merged)
 
 
-def _load_vllm(base: ResolvedRepo, adapter: ResolvedRepo | None, tokenizer) -> Generator:
+# vLLM engine limits (`vllm.LLM` keywords, https://docs.vllm.ai/en/latest/api/vllm/entrypoints/llm.html):
+# - max_model_len: unset, it is the model's own context (131,072 tokens for Llama-3.1), and the engine refuses to start
+#   when the KV cache of one such sequence does not fit. A dialog prompt and its answer fit in 4,096 tokens.
+# - gpu_memory_utilization: the share of the GPU one engine takes (weights + KV cache), 0.9 by default. The leaderboard
+#   (round-trip summarizer) and the synthetic stage start a second engine in the same process, so each takes 0.45.
+# - max_lora_rank: 16 by default, and an adapter of a higher rank is refused; it must be one of vLLM's MaxLoRARanks.
+VLLM_MAX_MODEL_LEN = 4096
+VLLM_GPU_MEMORY_UTILIZATION = 0.45
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def vllm_engine_kwargs(
+    base: ResolvedRepo, adapter: ResolvedRepo | None, *, dtype: str | None = AUTO, load_in_4bit: bool = False
+) -> dict[str, Any]:
+    """The `vllm.LLM(...)` keywords of a generator: the limits above, the dtype the transformers path would use on a
+    GPU, bitsandbytes in-flight 4-bit quantization for `load_in_4bit` (vLLM's `quantization="bitsandbytes"`), and
+    LoRA sized for the adapter's rank."""
+    if dtype in (AUTO, None):
+        dtype = "bfloat16"  # what the transformers path loads on CUDA
+    elif dtype == AS_STORED:
+        dtype = _config_dtype(base)  # named, since vLLM's "auto" serves a float32 checkpoint in float16
+    kwargs: dict[str, Any] = {
+        "model": base.repo_id,
+        "revision": base.load_revision,
+        "tokenizer_revision": base.load_revision,
+        "dtype": dtype,
+        "max_model_len": VLLM_MAX_MODEL_LEN,
+        "gpu_memory_utilization": VLLM_GPU_MEMORY_UTILIZATION,
+        "enable_lora": adapter is not None,
+    }
+    if load_in_4bit:
+        kwargs["quantization"] = "bitsandbytes"
+    if adapter is not None:
+        from peft import PeftConfig
+
+        rank = PeftConfig.from_pretrained(adapter.repo_id, revision=adapter.load_revision).r
+        supported = [size for size in VLLM_LORA_RANKS if size >= rank]
+        if not supported:
+            raise ValueError(f"adapter {adapter} has LoRA rank {rank}; vLLM serves ranks up to {VLLM_LORA_RANKS[-1]}")
+        kwargs["max_lora_rank"] = supported[0]
+    return kwargs
+
+
+def _load_vllm(
+    base: ResolvedRepo,
+    adapter: ResolvedRepo | None,
+    tokenizer,
+    *,
+    dtype: str | None = AUTO,
+    load_in_4bit: bool = False,
+) -> Generator:
     from vllm import LLM
     from vllm.lora.request import LoRARequest
 
@@ -477,6 +540,15 @@ def _load_vllm(base: ResolvedRepo, adapter: ResolvedRepo | None, tokenizer) -> G
 
         path = adapter.repo_id if adapter.is_local else snapshot_download(adapter.repo_id, revision=adapter.sha)
         lora_request = LoRARequest("adapter", 1, path)
-    engine = LLM(model=base.repo_id, revision=base.load_revision, tokenizer_revision=base.load_revision,
-                 enable_lora=adapter is not None)  # fmt: skip
-    return Generator(engine, tokenizer, base, adapter, backend="vllm", _vllm_lora=lora_request)
+    kwargs = vllm_engine_kwargs(base, adapter, dtype=dtype, load_in_4bit=load_in_4bit)
+    engine = LLM(**kwargs)
+    return Generator(
+        engine, tokenizer, base, adapter, backend="vllm", _vllm_lora=lora_request, _vllm_dtype=kwargs["dtype"]
+    )
+
+
+def _config_dtype(base: ResolvedRepo) -> str:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(base.repo_id, revision=base.load_revision)
+    return str(getattr(config, "dtype", None) or "float32").removeprefix("torch.")

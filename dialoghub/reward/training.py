@@ -200,19 +200,34 @@ def resolved_base(script_args: RewardScriptArguments, model_args: ModelConfig):
 
 
 def load_policy(adapter, base, model_args: ModelConfig, use_cpu: bool = True):
-    """The base at its commit, in `resolve_dtype(model_args.dtype)`, with the SFT adapter loaded trainable."""
+    """The base at its commit, in `resolve_dtype(model_args.dtype)` (4-bit with that compute dtype for
+    `load_in_4bit`, as trl's `get_quantization_config` builds it), with the SFT adapter loaded trainable."""
+    import dataclasses
+
     import torch
+    from accelerate import PartialState
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
+    from trl import get_quantization_config
 
     from dialoghub.core.hardware import resolve_dtype
 
     dtype = resolve_dtype(model_args.dtype, "cpu" if use_cpu else "cuda")
+    quantized = {}
+    if model_args.load_in_4bit or model_args.load_in_8bit:
+        # bitsandbytes needs a named compute dtype ("auto" is the checkpoint's, which its config holds)
+        compute_dtype = dtype if dtype != "auto" else "bfloat16"
+        quantized = {
+            "quantization_config": get_quantization_config(dataclasses.replace(model_args, dtype=compute_dtype)),
+            # One whole quantized copy per process, on its own device (ZeRO-3's zero.Init skips quantized models)
+            "device_map": {"": "cpu"} if use_cpu else {"": PartialState().local_process_index},
+        }
     model = AutoModelForCausalLM.from_pretrained(
         base.repo_id,
         revision=base.load_revision,
         dtype=getattr(torch, dtype) if dtype != "auto" else "auto",
         attn_implementation=model_args.attn_implementation,
+        **quantized,
     )
     policy = PeftModel.from_pretrained(model, adapter.repo_id, revision=adapter.load_revision, is_trainable=True)
     return policy, dtype
@@ -272,6 +287,10 @@ def build_trainer(
     the run's provenance record."""
     from dialoghub.models.generation import load_tokenizer
 
+    if training_args.use_vllm and (model_args.load_in_4bit or model_args.load_in_8bit):
+        # trl's vLLM weight sync merges the adapter into the quantized layers and sends vLLM tensors of the wrong shape
+        # (huggingface/trl#4973, open against trl 1.x); generate with transformers, or drop load_in_4bit for vLLM
+        raise ValueError("use_vllm with a quantized base is not supported by trl (trl#4973): set one of them false")
     adapter, base = resolved_base(script_args, model_args)
     policy, dtype = load_policy(adapter, base, model_args, training_args.use_cpu)
     tokenizer = load_tokenizer(base.repo_id, base.load_revision, padding_side="left")
@@ -393,10 +412,22 @@ def training_summary(script_args, training_args: GRPOConfig, model_args, trainer
 
 
 def save_adapter(trainer, tokenizer, output_dir: Path) -> None:
-    """The trained SFT adapter only (`default`, loadable as the repo's root adapter), not trl's reference copy."""
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    model.save_pretrained(str(output_dir), selected_adapters=[SFT_ADAPTER])
-    tokenizer.save_pretrained(str(output_dir))
+    """The trained SFT adapter only (`default`, loadable as the repo's root adapter), not trl's reference copy.
+
+    Called on every rank: under DeepSpeed ZeRO-3 (and FSDP) the parameters are partitioned, and the unwrapped model's
+    own state dict holds empty shards; `Accelerator.get_state_dict` of the prepared model (the DeepSpeed engine)
+    gathers them, a collective every rank joins. Only the main process writes.
+    """
+    engine = trainer.model_wrapped
+    if trainer.is_deepspeed_enabled and trainer.accelerator.deepspeed_config["zero_optimization"]["stage"] == 3:
+        # As `Trainer.save_model` does for PEFT under ZeRO-3: gather the trainable (LoRA) parameters only
+        state_dict = engine._zero3_consolidated_16bit_state_dict(exclude_frozen_parameters=True)
+    else:
+        state_dict = trainer.accelerator.get_state_dict(engine)
+    if trainer.args.should_save:
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        model.save_pretrained(str(output_dir), selected_adapters=[SFT_ADAPTER], state_dict=state_dict)
+        tokenizer.save_pretrained(str(output_dir))
 
 
 def train(script_args, training_args: GRPOConfig, model_args: ModelConfig, callbacks=None, reward_functions=None):
@@ -411,7 +442,7 @@ def train(script_args, training_args: GRPOConfig, model_args: ModelConfig, callb
     trainer.train()
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    save_adapter(trainer, trainer.processing_class, output_dir)
+    save_adapter(trainer, trainer.processing_class, output_dir)  # every rank: a gather under ZeRO-3
     if trainer.is_world_process_zero():
         plot_reward_curve(trainer, [f.__name__ for f in trainer.reward_funcs], output_dir / REWARD_CURVE_FILE)
         summary = training_summary(script_args, training_args, model_args, trainer, record | data_record)

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.distributed.tensor import DTensor
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from trl import SFTTrainer
 from trl.kernels import ChunkedLogProbFunction
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
-from trl.trainer.utils import FusedCausalLMOutput
+from trl.trainer.utils import FusedCausalLMOutput, maybe_gather_lm_head_ctx
 
 # Vocabulary columns per LM-head tile, as trl's fused head uses
 LM_HEAD_CHUNK_SIZE = 32768
@@ -145,16 +146,30 @@ class SharedPrefixCollator:
         }
 
 
+def has_varlen_kernel(attn_implementation: str | None) -> bool:
+    """Whether an attention implementation runs padding-free batches by itself from their `cu_seq_lens_q`
+    boundaries, as flash-attention's varlen kernels do (`flash_attention_2`, `flash_attention_3`, hub kernels)."""
+    return "flash" in (attn_implementation or "")
+
+
 class AdapterSFTTrainer(SFTTrainer):
     """`SFTTrainer` with padding-free batches and an LM head restricted to the completion, both optional (see
     `AdapterSFTConfig`). The loss is the same function of the same batches: tests/test_training_speed.py checks it."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        shared_prefix = SEGMENT_LENGTHS in (self.train_dataset.column_names or [])
-        if shared_prefix and not getattr(self.args, "flatten_batches", False):
-            raise ValueError("Shared-prompt sequences (segment_lengths) need flatten_batches: their masks are per row")
-        if getattr(self.args, "flatten_batches", False):
+        # Sequences encoded here (`segment_lengths`): with one segment each, plain sequences any collator batches;
+        # with several, shared-prompt sequences whose masks only `varlen_sdpa_attention` builds.
+        encoded = SEGMENT_LENGTHS in (self.train_dataset.column_names or [])
+        shared_prefix = encoded and any(len(lengths) > 1 for lengths in self.train_dataset[SEGMENT_LENGTHS])
+        flatten = getattr(self.args, "flatten_batches", False)
+        attention = self._base_model().config._attn_implementation
+        if shared_prefix and (not flatten or has_varlen_kernel(attention)):
+            raise ValueError(
+                "Shared-prompt sequences (several segment_lengths) need flatten_batches and this module's attention, "
+                f"not {attention}: encode them with one completion each (share_prompt with flatten_batches false)"
+            )
+        if flatten:
             # The dataset is truncated to max_length by now, during preparation: only the batching changes.
             pad_token_id = self._tokenizer.pad_token_id
             self.data_collator = (
@@ -163,7 +178,10 @@ class AdapterSFTTrainer(SFTTrainer):
                 else DataCollatorForLanguageModeling(pad_token_id=pad_token_id, padding_free=True)
             )
             self.padding_free = True
-            self._base_model().set_attn_implementation(VARLEN_SDPA)
+            if not has_varlen_kernel(attention):
+                # flash-attention's varlen kernel reads the collators' `cu_seq_lens_q` itself and stays: the
+                # per-sequence sdpa loop (a host sync per layer for the boundaries) is for sdpa and eager only.
+                self._base_model().set_attn_implementation(VARLEN_SDPA)
         if getattr(self.args, "completion_logits_only", False):
             restrict_lm_head_to_labels(self._base_model())
 
@@ -184,10 +202,15 @@ class AdapterSFTTrainer(SFTTrainer):
         the wrapper gone first, `destroy_process_group` destroys the group, and that path releases the GIL.
         """
         if self.model_wrapped is not self.model:
+            ddp = isinstance(self.model_wrapped, torch.nn.parallel.DistributedDataParallel)
             wrapper = weakref.ref(self.model_wrapped)
             self.model_wrapped = self.model
+            # Under DeepSpeed the Trainer keeps the engine (which is `model_wrapped`) as `self.deepspeed` too;
+            # `free_memory` destroys the engine, and this last reference goes with it.
+            self.deepspeed = None
             self.accelerator.free_memory()  # accelerate's references to the prepared model, and a garbage collection
-            if wrapper() is not None:
+            if ddp and wrapper() is not None:
+                # Only DDP's Reducer holds the process group (the hang above); another wrapper may outlive this.
                 raise RuntimeError(f"{type(wrapper()).__name__} is still referenced: the process group cannot go")
         super().end()
 
@@ -217,19 +240,26 @@ def restrict_lm_head_to_labels(model) -> None:
         kwargs["use_cache"] = False
         hidden_states = self.base_model(*args, **kwargs).last_hidden_state[:, :-1]
         lm_head = self.get_output_embeddings()
-        labels = labels[:, 1:].to(lm_head.weight.device)
+        weight, bias = lm_head.weight, lm_head.bias
+        labels = labels[:, 1:].to(weight.device)
         mask = labels != -100
-        log_probs, entropy, _, _, is_top1 = ChunkedLogProbFunction.apply(
-            hidden_states.to(lm_head.weight.device)[mask],
-            lm_head.weight,
-            lm_head.bias,
-            labels[mask],
-            1.0,
-            LM_HEAD_CHUNK_SIZE,
-            None,
-            1.0,
-            ("log_probs", "entropy", "is_top1"),
-        )
+        # As trl's fused head does (trl.trainer.utils.add_fused_lm_head): FSDP2 shards the head as DTensors, gathered
+        # once here; DeepSpeed ZeRO-3 partitions it and gathers only in the module's own forward, which this skips.
+        if isinstance(weight, DTensor):
+            weight = weight.full_tensor()
+            bias = bias.full_tensor() if bias is not None else None
+        with maybe_gather_lm_head_ctx(weight, bias):
+            log_probs, entropy, _, _, is_top1 = ChunkedLogProbFunction.apply(
+                hidden_states.to(weight.device)[mask],
+                weight,
+                bias,
+                labels[mask],
+                1.0,
+                LM_HEAD_CHUNK_SIZE,
+                None,
+                1.0,
+                ("log_probs", "entropy", "is_top1"),
+            )
         # `masked_scatter` keeps the graph connected when a micro-batch has no label, as trl's head does
         log_probs, entropy, is_top1 = (
             x.new_zeros(mask.shape).masked_scatter(mask, x) for x in (log_probs, entropy, is_top1)

@@ -31,12 +31,13 @@ from dialoghub.hub.client.refs import resolve_repo
 from dialoghub.models import prompts
 from dialoghub.models.generation import load_tokenizer
 from dialoghub.models.release import SUMMARY_FILE, push_adapter
-from dialoghub.sft.trainer import SEGMENT_LENGTHS, AdapterSFTTrainer, shared_prefix_example
+from dialoghub.sft.trainer import SEGMENT_LENGTHS, AdapterSFTTrainer, has_varlen_kernel, shared_prefix_example
 
 logger = logging.getLogger(__name__)
 
 LOSS_CURVE_FILE = "loss_curve.png"
 ALL_LINEAR = "all-linear"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 @dataclass
@@ -101,10 +102,11 @@ class AdapterSFTConfig(SFTConfig):
     share_prompt: bool = field(
         default=True,
         metadata={
-            "help": "Tokenize the examples here, for flatten_batches: every reference summary of a dialog (with "
-            "all_summaries) in one sequence that computes the dialog once (see training_kernels."
-            "shared_prefix_example), and a dialog too long for max_length cut in its middle turns, never its summary "
-            "(prompts.fit_dialogue). Off: trl tokenizes one example per summary and truncates at max_length."
+            "help": "Tokenize the examples here: a dialog too long for max_length cut in its middle turns, never its "
+            "summary (prompts.fit_dialogue), and a generate target over max_length an error; with flatten_batches "
+            "(and sdpa/eager attention) also every reference summary of a dialog (with all_summaries) in one "
+            "sequence that computes the dialog once (sft/trainer.py shared_prefix_example). Off: trl tokenizes one "
+            "example per summary and truncates at max_length, cutting summaries."
         },
     )
 
@@ -132,12 +134,19 @@ def model_init_kwargs(model_args: ModelConfig, training_args: SFTConfig) -> dict
     return kwargs | (training_args.model_init_kwargs or {})
 
 
-def load_sft_splits(script_args: AdapterScriptArguments, training_args: SFTConfig | None = None, tokenizer=None):
+def load_sft_splits(
+    script_args: AdapterScriptArguments,
+    training_args: SFTConfig | None = None,
+    tokenizer=None,
+    attn_implementation: str | None = None,
+):
     """(train, eval) datasets from the dataset repo at `dataset_revision`: trl's prompt-completion rows, or, with
-    `share_prompt` (and a tokenizer), the tokenized shared-prompt sequences of `encode_shared_prompt`."""
+    `share_prompt` (and a tokenizer), the fitted sequences of `encode_shared_prompt`: shared-prompt ones with
+    `flatten_batches` (unless the attention is flash-attention's, which cannot mask them), one per completion else."""
     dataset = load_dataset(script_args.dataset_name, script_args.dataset_config, revision=script_args.dataset_revision)
-    share = tokenizer is not None and getattr(training_args, "share_prompt", False)
-    share = share and getattr(training_args, "flatten_batches", False)
+    # Fitting dialogs to max_length does not depend on the batching: flatten_batches false keeps it (GPU recipes)
+    encode = tokenizer is not None and getattr(training_args, "share_prompt", False)
+    share = getattr(training_args, "flatten_batches", False) and not has_varlen_kernel(attn_implementation)
     splits = []
     for split, limit in (
         (script_args.dataset_train_split, script_args.max_train_samples),
@@ -151,10 +160,10 @@ def load_sft_splits(script_args: AdapterScriptArguments, training_args: SFTConfi
         rows = dataset[split]
         if limit is not None and not script_args.full_data:
             rows = rows.select(range(min(limit, len(rows))))
-        if share:
+        if encode:
             splits.append(
                 encode_shared_prompt(
-                    rows, script_args.task, tokenizer, training_args.max_length, script_args.all_summaries
+                    rows, script_args.task, tokenizer, training_args.max_length, script_args.all_summaries, share
                 )
             )
         else:
@@ -162,8 +171,9 @@ def load_sft_splits(script_args: AdapterScriptArguments, training_args: SFTConfi
     return tuple(splits)
 
 
-def encode_shared_prompt(rows, task: str, tokenizer, max_length: int | None, all_summaries: bool):
-    """Tokenized training sequences, one per distinct prompt of each dataset row (`shared_prefix_example`).
+def encode_shared_prompt(rows, task: str, tokenizer, max_length: int | None, all_summaries: bool, share: bool = True):
+    """Tokenized training sequences, one per distinct prompt of each dataset row (`shared_prefix_example`), or with
+    `share` false one per completion (plain sequences, for padded batches or flash-attention).
 
     For summarize, a dialog whose prompt and longest summary exceed max_length loses middle turns until they fit
     (`prompts.fit_dialogue`), so no example is dropped and no summary is cut. For generate the completion is the
@@ -185,14 +195,14 @@ def encode_shared_prompt(rows, task: str, tokenizer, max_length: int | None, all
                 turns,
                 lambda kept: token_count(prompts.render_prompt(tokenizer, prompts.summarize_messages(kept))) <= budget,
             )
-        groups: dict[str, list[list[int]]] = {}
-        for pair, ids in zip(pairs, completion_ids, strict=True):
+        groups: dict[tuple[str, int], list[list[int]]] = {}
+        for index, (pair, ids) in enumerate(zip(pairs, completion_ids, strict=True)):
             prompt = prompts.summarize_messages(turns) if task == prompts.SUMMARIZE else pair["prompt"]
-            groups.setdefault(prompts.render_prompt(tokenizer, prompt), []).append(ids)
+            groups.setdefault((prompts.render_prompt(tokenizer, prompt), 0 if share else index), []).append(ids)
         cut_turns = len(example["dialogue"]) - len(turns) if task == prompts.SUMMARIZE else 0
         sequences = [
             shared_prefix_example(tokenizer(text, add_special_tokens=False)["input_ids"], ids)
-            for text, ids in groups.items()
+            for (text, _), ids in groups.items()
         ]
         for sequence in sequences:
             longest = sequence[SEGMENT_LENGTHS][0] + max(sequence[SEGMENT_LENGTHS][1:], default=0)
@@ -247,6 +257,21 @@ def build_trainer(
         quantization_config=get_quantization_config(model_args),
         callbacks=callbacks,
     )
+
+
+def save_final_adapter(trainer: SFTTrainer, output_dir: Path) -> None:
+    """The adapter and the tokenizer (the processing class), on every rank (saving gathers under FSDP/ZeRO-3).
+
+    `Trainer.save_model` writes nothing under FSDP unless the state dict type is FULL_STATE_DICT, and
+    models_repo/accelerate/fsdp_qlora.yaml keeps SHARDED_STATE_DICT for the checkpoints during training: the final
+    save switches to the full type first, as PEFT's own SFT example does (examples/sft/train.py).
+    """
+    if trainer.is_fsdp_enabled:
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    trainer.save_model(str(output_dir))
+    adapter = hasattr(trainer.accelerator.unwrap_model(trainer.model), "peft_config")
+    if adapter and trainer.is_world_process_zero() and not (output_dir / ADAPTER_WEIGHTS).is_file():
+        raise RuntimeError(f"no {ADAPTER_WEIGHTS} was written to {output_dir}: the adapter was not saved")
 
 
 def resume_checkpoint(script_args: AdapterScriptArguments, training_args: SFTConfig) -> str | None:
@@ -390,14 +415,15 @@ def train(
         raise ValueError("--push needs --hub_model_id (the adapter repo, e.g. org/summarizer-lora)")
     check_report_to(training_args)
     tokenizer = load_tokenizer(model_args.model_name_or_path, model_args.model_revision)
-    train_dataset, eval_dataset = load_sft_splits(script_args, training_args, tokenizer)
+    attention = model_args.attn_implementation
+    train_dataset, eval_dataset = load_sft_splits(script_args, training_args, tokenizer, attention)
     trainer = build_trainer(
         script_args, training_args, model_args, train_dataset, eval_dataset, callbacks, tokenizer=tokenizer
     )
     trainer.train(resume_from_checkpoint=resume_checkpoint(script_args, training_args))
     eval_metrics = final_eval_metrics(trainer) if eval_dataset is not None else {}
     output_dir = Path(training_args.output_dir)
-    trainer.save_model(str(output_dir))  # the adapter, and the tokenizer (the processing class)
+    save_final_adapter(trainer, output_dir)
     if trainer.is_world_process_zero():
         plot_loss_curve(trainer.state.log_history, output_dir / LOSS_CURVE_FILE)
         summary = training_summary(
