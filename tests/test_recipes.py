@@ -54,6 +54,7 @@ RECIPES = {
     "spaces/dialoghub-demo/recipe.yaml": (["scripts/demo.py"], []),
     "datasets_repo/tweetsumm-provocation/recipe.yaml": (["scripts/build_provocation.py"], []),
     "models_repo/summarizer-grpo-lora/recipe.yaml": (["scripts/reward_tune.py"], []),
+    "models_repo/summarizer-grpo-lora/recipe-gpu.yaml": (["scripts/reward_tune.py"], ["--use_cpu", "true"]),
     "scripts/pipeline.yaml": (["scripts/pipeline.py"], []),
 }
 # Not recipes of ours: accelerate's own launcher configs, and the provocation split's abuse list (data)
