@@ -21,6 +21,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from dialoghub.core import processes
 from dialoghub.core.paths import REPO_ROOT
 from dialoghub.evaluation import results
 from dialoghub.evaluation.run import EvaluationConfig, evaluate
@@ -36,7 +37,7 @@ from dialoghub.reward import training as reward_tuning
 from dialoghub.sft import trainer as sft_trainer
 from dialoghub.sft import training
 from tests.test_reward_tuning import TAG, grpo_args, tiny_hub  # noqa: F401 (fixture: tiny base, data, SFT adapter)
-from tests.tiny_models import tiny_cli_args, tiny_llama, tiny_tokenizer, tiny_tweetsumm
+from tests.tiny_models import save_tiny_base, tiny_cli_args, tiny_llama, tiny_tokenizer, tiny_tweetsumm
 
 BEGIN_OF_TEXT = "<|begin_of_text|>"
 STAND_IN_ANSWER = "The customer's order is late. The agent will check the tracking."
@@ -217,8 +218,6 @@ def test_a_vllm_leaderboard_row_reads_no_model_dtype_and_keys_on_the_backend(vll
 @pytest.fixture(scope="module")
 def sft_setup(tmp_path_factory):
     """A tiny base folder, and parsed SFT arguments for it (the dataset is built here, not read)."""
-    from tests.tiny_models import save_tiny_base
-
     base = save_tiny_base(tmp_path_factory.mktemp("sft-base"))
     output_dir = tmp_path_factory.mktemp("sft-out")
     return types.SimpleNamespace(base=base, output_dir=output_dir, tokenizer=load_tokenizer(str(base)))
@@ -537,3 +536,16 @@ def test_gpu_grpo_recipe_is_qlora_from_the_gpu_sft_release_without_vllm():
     assert quantization.bnb_4bit_quant_storage == torch.bfloat16
     assert training_args.bf16 and training_args.activation_checkpointing and not training_args.use_vllm
     assert training_args.reward_weights and len(training_args.reward_weights) == len(script_args.rewards)
+
+
+def test_gpu_smoke_answers_help_and_refuses_to_run_without_cuda():
+    """benchmarks/gpu_smoke.py: --help lists its checks and packages; on a machine without CUDA it stops with a clear
+    error and a non-zero code, never falling back to the CPU."""
+    script = REPO_ROOT / "benchmarks" / "gpu_smoke.py"
+    shown = processes.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "matmul_4bit" in shown.stdout and "pip install vllm" in shown.stdout
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device: run the smoke test itself")
+    refused = processes.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert refused.returncode != 0 and "no CUDA device" in refused.stderr
+    assert not (REPO_ROOT / "gpu_smoke_report.json").exists()
