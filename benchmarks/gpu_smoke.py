@@ -231,7 +231,7 @@ def check_grpo_4bit(world: dict, workdir: Path):
 
     args = [
         "--config", str(GRPO_RECIPE), "--sft_adapter", f"{world['sft']}@{TAG}", "--dataset_name", world["dataset"],
-        "--provocation_dataset", "none", "--output_dir", str(workdir / "grpo"), "--max_steps", "2",
+        "--provocation_fraction", "0", "--output_dir", str(workdir / "grpo"), "--max_steps", "2",
     ]  # fmt: skip
     trainer = reward_tuning.train(*reward_tuning.parse_args(args))
     try:
