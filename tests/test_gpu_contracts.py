@@ -410,6 +410,29 @@ def test_share_prompt_fits_dialogs_without_flatten_batches(sft_setup):
         training.encode_shared_prompt(long_rows, prompts.GENERATE, sft_setup.tokenizer, 32, True, False)
 
 
+def test_load_sft_splits_fits_dialogs_whatever_the_batching(tiny_hub, sft_setup):  # noqa: F811
+    """Finding 7, the recipe path: share_prompt encodes (fits) the rows with flatten_batches false too, one sequence
+    per summary; shared-prompt sequences only for flatten_batches with this module's attention."""
+    segments = sft_trainer.SEGMENT_LENGTHS
+
+    def train_split(*overrides: str, attention: str = "sdpa"):
+        script_args, training_args, _ = training.parse_args(
+            tiny_cli_args(str(sft_setup.base), tiny_hub.dataset, sft_setup.output_dir, "--dataset_revision", TAG,
+                          "--all_summaries", "true", *overrides)
+        )  # fmt: skip
+        return training.load_sft_splits(script_args, training_args, sft_setup.tokenizer, attention)[0]
+
+    summaries = sum(len(row["summaries"]) for row in tiny_tweetsumm()["train"])
+    padded = train_split("--flatten_batches", "false")
+    flash = train_split("--flatten_batches", "true", attention="flash_attention_2")
+    for split in (padded, flash):
+        assert segments in split.column_names and len(split) == summaries
+        assert all(len(lengths) == 1 for lengths in split[segments])
+    shared = train_split("--flatten_batches", "true")
+    assert len(shared) == len(tiny_tweetsumm()["train"]) < summaries
+    assert "prompt" in train_split("--share_prompt", "false").column_names  # trl's own rows: trl tokenizes
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # GRPO: the vLLM guard and the ZeRO-3 save
 
