@@ -307,9 +307,9 @@ def test_card_before_after_table_and_model_index_match_the_results_records(tiny_
     from huggingface_hub.repocard_data import model_index_to_eval_results
 
     from dialoghub.evaluation import leaderboard
+    from dialoghub.evaluation.before_after import refresh_card
     from dialoghub.evaluation.run import EvaluationConfig, evaluate
     from dialoghub.models.generation import GenerationSettings
-    from dialoghub.reward.card import refresh_card
 
     records = {}
     for task, dataset in (

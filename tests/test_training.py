@@ -15,8 +15,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from dialoghub.core import processes
 from dialoghub.core.paths import REPO_ROOT
 from dialoghub.models import prompts
-from dialoghub.models.release import push_adapter, push_merged
 from dialoghub.sft import training
+from dialoghub.sft.card import push_adapter, push_merged
 from tests.card_code import run_quick_start
 from tests.tiny_models import another_adapter, save_tiny_base, tiny_cli_args, tiny_tweetsumm
 
