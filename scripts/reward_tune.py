@@ -23,29 +23,25 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from dialoghub.core.recipes import configure_logging  # noqa: E402
 from dialoghub.evaluation.before_after import refresh_card  # noqa: E402
 from dialoghub.hub.client.embedded import hub_session  # noqa: E402
-from dialoghub.hub.client.publish import released_commit  # noqa: E402
 from dialoghub.reward.card import push_reward_adapter  # noqa: E402
 from dialoghub.reward.training import parse_args, train  # noqa: E402
+from dialoghub.sft.card import train_and_release  # noqa: E402
 
 
 def main(script_args, training_args, model_args) -> None:
-    with hub_session():
-        if script_args.refresh_card:
+    if script_args.refresh_card:
+        with hub_session():
             commit = refresh_card(training_args.hub_model_id, script_args.release_tag, script_args.results_repo)
-            print(f"{training_args.hub_model_id}: card refreshed at {commit}")
-            return
-        if script_args.skip_if_released and (
-            released := released_commit(training_args.hub_model_id, script_args.release_tag)
-        ):
-            print(f"{training_args.hub_model_id}@{script_args.release_tag} is already released ({released}); kept")
-            return
-        trainer = train(script_args, training_args, model_args)
-        if trainer.is_world_process_zero():
-            print(f"Adapter, tokenizer, reward curve and summary saved to {training_args.output_dir}")
-            if script_args.push:
-                push_reward_adapter(training_args.output_dir, training_args.hub_model_id, script_args.release_tag)
-                print(f"Published to {training_args.hub_model_id} at tag {script_args.release_tag}")
-        trainer.end()
+        print(f"{training_args.hub_model_id}: card refreshed at {commit}")
+        return
+    train_and_release(
+        train,
+        push_reward_adapter,
+        script_args,
+        training_args,
+        model_args,
+        saved="Adapter, tokenizer, reward curve and summary",
+    )
 
 
 if __name__ == "__main__":

@@ -22,26 +22,14 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from dialoghub.core.recipes import configure_logging  # noqa: E402
-from dialoghub.hub.client.embedded import hub_session  # noqa: E402
-from dialoghub.hub.client.publish import released_commit  # noqa: E402
-from dialoghub.sft.card import push_adapter  # noqa: E402
+from dialoghub.sft.card import push_adapter, train_and_release  # noqa: E402
 from dialoghub.sft.training import parse_args, train  # noqa: E402
 
 
 def main(script_args, training_args, model_args):
-    with hub_session():
-        if script_args.skip_if_released and (
-            released := released_commit(training_args.hub_model_id, script_args.release_tag)
-        ):
-            print(f"{training_args.hub_model_id}@{script_args.release_tag} is already released ({released}); kept")
-            return
-        trainer = train(script_args, training_args, model_args)
-        if trainer.is_world_process_zero():
-            print(f"Adapter, tokenizer, loss curve and summary saved to {training_args.output_dir}")
-            if script_args.push:
-                push_adapter(training_args.output_dir, training_args.hub_model_id, script_args.release_tag)
-                print(f"Published to {training_args.hub_model_id} at tag {script_args.release_tag}")
-        trainer.end()
+    train_and_release(
+        train, push_adapter, script_args, training_args, model_args, saved="Adapter, tokenizer, loss curve and summary"
+    )
 
 
 if __name__ == "__main__":

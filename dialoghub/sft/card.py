@@ -18,7 +18,8 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 from dialoghub.core.files import atomic_write
 from dialoghub.core.paths import REPO_ROOT
-from dialoghub.hub.client.publish import RELEASE_TAG, Publication, publish_files
+from dialoghub.hub.client.embedded import hub_session
+from dialoghub.hub.client.publish import RELEASE_TAG, Publication, publish_files, released_commit
 from dialoghub.hub.client.refs import resolve_repo
 from dialoghub.models import prompts
 from dialoghub.models.loading import FLOAT32, load_model
@@ -90,6 +91,23 @@ def publish_adapter(
     return publish_files(
         api or HfApi(), files, card, repo_id, commit_message=commit_message, tag=release_tag or RELEASE_TAG
     )
+
+
+def train_and_release(train, push, script_args, training_args, model_args, saved: str) -> None:
+    """What an adapter script does, in the Hub session: nothing when `skip_if_released` finds the release, else
+    `train(...)`, then `push(output_dir, hub_model_id, release_tag)` with `--push` (main process only)."""
+    with hub_session():
+        repo_id, release_tag = training_args.hub_model_id, script_args.release_tag
+        if script_args.skip_if_released and (released := released_commit(repo_id, release_tag)):
+            print(f"{repo_id}@{release_tag} is already released ({released}); kept")
+            return
+        trainer = train(script_args, training_args, model_args)
+        if trainer.is_world_process_zero():
+            print(f"{saved} saved to {training_args.output_dir}")
+            if script_args.push:
+                push(training_args.output_dir, repo_id, release_tag)
+                print(f"Published to {repo_id} at tag {release_tag}")
+        trainer.end()
 
 
 def eval_results(summary: dict[str, Any]) -> list[EvalResult]:
