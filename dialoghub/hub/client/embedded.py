@@ -146,7 +146,7 @@ def hub_session(root: str | Path | None = None) -> Iterator[EmbeddedHub]:
     terminal) is reused and left running. Otherwise the embedded Hub is started on that port with its repos under
     `root` (default: `$DIALOGHUB_BASE_DIR/hub`) and stopped when the block ends, however it ends (see `start_hub`).
     """
-    endpoint = hubenv.ENDPOINT
+    endpoint = hubenv.endpoint()
     _check_hf_libraries_agree(endpoint)
     parsed = urlparse(endpoint)
     if parsed.hostname not in ("127.0.0.1", "localhost", "::1") or hub_is_up(endpoint):
