@@ -29,6 +29,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import importlib.metadata
+import importlib.util
 import json
 import math
 import os
@@ -38,6 +40,8 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+
+from dialoghub.hub.client.embedded import isolate_hf_environment, start_hub
 
 HERE = Path(__file__).resolve().parents[1]  # the checkout this script belongs to (its recipes and test fixtures)
 TAG = "v1.0"
@@ -69,9 +73,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def require_cuda():
-    """torch, if it sees a CUDA device; else exit non-zero with the reason."""
-    import torch
+def require_cuda() -> None:
+    """Exit non-zero with the reason unless torch sees a CUDA device."""
+    import torch  # the one import before the HF environment is set: torch reads none of it
 
     if not torch.cuda.is_available():
         sys.exit(
@@ -79,8 +83,32 @@ def require_cuda():
             "This smoke test runs only on a GPU and never falls back to the CPU; install torch's CUDA wheel "
             "(see --help) on a machine with an NVIDIA GPU."
         )
-    return torch
 
+
+# Run as a script, the command line is read (--help ends here), the GPU is required, and the HF libraries are pointed
+# at an embedded Hub and caches under the work folder, all before anything imports them.
+if __name__ == "__main__":
+    OPTIONS = parse_args()
+    require_cuda()
+    WORKDIR = OPTIONS.workdir or Path(tempfile.mkdtemp(prefix="gpu-smoke-"))
+    WORKDIR.mkdir(parents=True, exist_ok=True)
+    ENDPOINT = isolate_hf_environment(WORKDIR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.path.insert(0, str(HERE))  # tests.tiny_models: the tokenizer, tiny Llama and dataset the test suite uses
+
+import bitsandbytes as bnb  # noqa: E402
+import torch  # noqa: E402
+from datasets import load_dataset  # noqa: E402
+from huggingface_hub import HfApi  # noqa: E402
+from peft import LoraConfig, get_peft_model  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM  # noqa: E402
+
+from dialoghub.evaluation.run import EvaluationConfig, evaluate  # noqa: E402
+from dialoghub.models import prompts  # noqa: E402
+from dialoghub.models.generation import GenerationSettings, load_generator  # noqa: E402
+from dialoghub.reward import training as reward_tuning  # noqa: E402
+from dialoghub.sft import training  # noqa: E402
+from tests.tiny_models import save_tiny_base, tiny_tweetsumm  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------------------------
 # The world: models and data built here, served by the embedded Hub
@@ -89,12 +117,6 @@ def require_cuda():
 def build_world(workdir: Path):
     """Tiny base, dataset (one summary per dialog, so that padded and padding-free batches hold the same rows), an
     SFT adapter on the tiny base, all on the embedded Hub at tag v1.0; and the 8B-shaped model in a folder."""
-    import torch
-    from huggingface_hub import HfApi
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
-
-    from tests.tiny_models import save_tiny_base, tiny_tweetsumm
 
     api = HfApi()
     world = {"base": "smoke/tiny-llama", "dataset": "smoke/tiny-tweetsumm", "sft": "smoke/tiny-summarizer-lora"}
@@ -119,7 +141,6 @@ def build_world(workdir: Path):
     api.create_tag(world["sft"], tag=TAG)
 
     # The 8B-shaped model: random bf16 weights built on the GPU, saved with the tiny tokenizer beside them
-    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
     shapes = LlamaConfig(
@@ -144,7 +165,6 @@ def build_world(workdir: Path):
 
 
 def release_gpu() -> None:
-    import torch
 
     gc.collect()
     torch.cuda.empty_cache()
@@ -155,8 +175,6 @@ def release_gpu() -> None:
 
 
 def check_matmul_4bit():
-    import bitsandbytes as bnb
-    import torch
 
     torch.manual_seed(0)
     dense = torch.nn.Linear(256, 128, bias=False, dtype=torch.bfloat16)
@@ -175,9 +193,6 @@ def check_matmul_4bit():
 
 def sft_run(recipe: Path, world: dict, output_dir: Path, *extra: str):
     """scripts/train_adapter.py's run in this process: the recipe with the model, dataset, output and steps set."""
-    import torch
-
-    from dialoghub.sft import training
 
     args = ["--config", str(recipe), "--model_name_or_path", world["big"], "--dataset_name", world["dataset"]]
     args += ["--output_dir", str(output_dir), "--max_steps", "3", *extra]
@@ -188,8 +203,6 @@ def sft_run(recipe: Path, world: dict, output_dir: Path, *extra: str):
 
 
 def check_sft(recipe: Path, world: dict, workdir: Path, name: str, *extra: str):
-    import bitsandbytes as bnb
-    import torch
 
     trainer, peak_gb = sft_run(recipe, world, workdir / name, *extra)
     try:
@@ -225,10 +238,6 @@ def check_fsdp_launch(world: dict, workdir: Path):
 
 
 def check_grpo_4bit(world: dict, workdir: Path):
-    import bitsandbytes as bnb
-
-    from dialoghub.reward import training as reward_tuning
-
     args = [
         "--config", str(GRPO_RECIPE), "--sft_adapter", f"{world['sft']}@{TAG}", "--dataset_name", world["dataset"],
         "--provocation_fraction", "0", "--output_dir", str(workdir / "grpo"), "--max_steps", "2",
@@ -248,8 +257,6 @@ def check_grpo_4bit(world: dict, workdir: Path):
 
 
 def check_leaderboard_row(world: dict):
-    from dialoghub.evaluation.run import EvaluationConfig, evaluate
-    from dialoghub.models.generation import GenerationSettings
 
     config = EvaluationConfig(
         model=world["big"],
@@ -269,18 +276,14 @@ def check_leaderboard_row(world: dict):
 
 
 def check_vllm(world: dict):
-    import importlib.util
 
     if importlib.util.find_spec("vllm") is None:
         return None
-    from dialoghub.models import prompts
-    from dialoghub.models.generation import GenerationSettings, load_generator
 
     # The 8B-shaped model (vLLM's attention kernels want Llama's head size, 128) with its rank-20 adapter, and a
     # second engine in the same process, as the leaderboard's round-trip summarizer is
     generator = load_generator(world["big"], world["big_adapter"], backend="vllm")
     summarizer = load_generator(world["big"], backend="vllm")
-    from datasets import load_dataset
 
     rows = load_dataset(world["dataset"], split="test", revision=TAG)
     conversations = [prompts.summarize_messages(row["dialogue"]) for row in rows]
@@ -322,18 +325,9 @@ def run_check(name: str, function, *args) -> dict:
     return entry
 
 
-def main(argv=None) -> int:
-    options = parse_args(argv)
-    torch = require_cuda()
-    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="gpu-smoke-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(HERE))  # tests.tiny_models: the tokenizer, tiny Llama and dataset the test suite uses
-
-    from dialoghub.hub.client.embedded import isolate_hf_environment, start_hub
-
-    endpoint = isolate_hf_environment(workdir)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    hub = start_hub(workdir / "hub", port=int(endpoint.rsplit(":", 1)[1]))
+def main() -> int:
+    options, workdir = OPTIONS, WORKDIR
+    hub = start_hub(workdir / "hub", port=int(ENDPOINT.rsplit(":", 1)[1]))
     started = time.perf_counter()
     checks = []
     try:
@@ -387,8 +381,6 @@ def check_speedups(world: dict, workdir: Path, checks: list):
 
 
 def package_versions() -> dict:
-    import importlib.metadata
-
     versions = {}
     for name in ("torch", "transformers", "trl", "peft", "accelerate", "bitsandbytes", "vllm", "flash-attn"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):

@@ -25,6 +25,10 @@ from collections import defaultdict
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see scripts/train_adapter.py
 
+from dialoghub.core import hardware  # noqa: E402
+from dialoghub.hub.client.embedded import hub_session  # noqa: E402
+from dialoghub.reward.training import build_trainer, load_prompts, parse_args  # noqa: E402
+
 RECIPE = "models_repo/summarizer-grpo-lora/recipe.yaml"
 DEFAULT_STEPS = 5
 PHASES = ("generation", "rewards", "reference log-probs", "training")
@@ -105,9 +109,6 @@ def report(timer: PhaseTimer, training_args, n_completions_per_step: int) -> dic
 
 
 def main(argv=None) -> dict:
-    from dialoghub.core import hardware
-    from dialoghub.hub.client.embedded import hub_session
-    from dialoghub.reward.training import build_trainer, load_prompts, parse_args
 
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv

@@ -33,6 +33,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from dialoghub.core import hardware
+from dialoghub.core.paths import shared_data_dir
+from dialoghub.data import tweetsumm
+from dialoghub.models import prompts
+from dialoghub.models.base_models import CONVERSION_STAMP, smollm2_dir
+from dialoghub.sft.trainer import SEGMENT_LENGTHS, AdapterSFTTrainer, SharedPrefixCollator
+from dialoghub.sft.training import AdapterSFTConfig, encode_shared_prompt
+
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "target_modules": "all-linear", "task_type": "CAUSAL_LM"}
 MAX_LENGTH, BATCH_DIALOGS = 640, 4
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -44,8 +52,6 @@ def load_base(dtype: str):
     """The converted base if `prepare_base_models.py convert` has run, else the same weights from the GGUF."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from dialoghub.models.base_models import CONVERSION_STAMP, smollm2_dir
 
     torch_dtype = getattr(torch, dtype)
     folder = smollm2_dir()
@@ -59,10 +65,7 @@ def load_base(dtype: str):
 def training_dialogs(count: int):
     from datasets import Dataset
 
-    from dialoghub.core.paths import shared_data_dir
-    from dialoghub.data.tweetsumm import build
-
-    return Dataset.from_list(build(shared_data_dir() / "tweetsumm").rows["default"]["train"][:count])
+    return Dataset.from_list(tweetsumm.build(shared_data_dir() / "tweetsumm").rows["default"]["train"][:count])
 
 
 def matmul_peak_flops(dtype: str, size: int = 1536, repeats: int = 6) -> float:
@@ -94,7 +97,6 @@ def useful_flops(config: dict, lora_r: int, length: int, completion: int) -> flo
 def sequence_flops(config: dict, example: dict) -> float:
     """Useful FLOPs of one training row: a plain sequence, or a shared-prompt one (the shared part attended once,
     each segment attending to it and to itself)."""
-    from dialoghub.sft.trainer import SEGMENT_LENGTHS
 
     completion = sum(label != -100 for label in example["labels"])
     lengths = example.get(SEGMENT_LENGTHS) or [len(example["input_ids"])]
@@ -110,10 +112,6 @@ def sequence_flops(config: dict, example: dict) -> float:
 def build(name: str, dialogs, model, tokenizer, output_dir: str, steps: int, dialogs_per_step: int, dtype: str):
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
-
-    from dialoghub.models import prompts
-    from dialoghub.sft.trainer import AdapterSFTTrainer
-    from dialoghub.sft.training import AdapterSFTConfig, encode_shared_prompt
 
     common = {
         "output_dir": output_dir,
@@ -160,8 +158,6 @@ def run_configuration(name: str, steps: int, dialogs_per_step: int, dtype: str) 
     """Train `steps` optimizer steps with one configuration; runs in a child process."""
     import torch
     from transformers import TrainerCallback
-
-    from dialoghub.models import prompts
 
     peak = matmul_peak_flops(dtype)
     model, tokenizer = load_base(dtype)
@@ -215,10 +211,6 @@ def same_batch_loss(name: str, trainer, dialogs, tokenizer) -> float:
     (separate sequences for trl, one shared-prompt sequence per dialog for ours)."""
     import torch
 
-    from dialoghub.models import prompts
-    from dialoghub.sft.trainer import SharedPrefixCollator
-    from dialoghub.sft.training import encode_shared_prompt
-
     generator = torch.Generator().manual_seed(0)
     lora = {n: p for n, p in trainer.model.named_parameters() if "lora_" in n}
     saved = {n: p.detach().clone() for n, p in lora.items()}
@@ -267,7 +259,6 @@ def child_env() -> dict[str, str]:
 
 
 def main(argv=None) -> None:
-    from dialoghub.core import hardware
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps per run (the first is warm-up)")

@@ -14,14 +14,23 @@ from dataclasses import dataclass, field
 
 from dialoghub.core.paths import REPO_ROOT, project_org
 from dialoghub.core.recipes import configure_logging, parse_recipe
-from dialoghub.data.provocation import ABUSE_PHRASES_FILE, INSERTED_ID_SUFFIX
+from dialoghub.data.provocation import (
+    ABUSE_PHRASES_FILE,
+    INSERTED_ID_SUFFIX,
+    build_provocation_rows,
+    load_abuse_list,
+    publish,
+)
 from dialoghub.hub.client.embedded import hub_session
+from dialoghub.hub.client.publish import RELEASE_TAG
+from dialoghub.hub.client.refs import resolve_repo
+from dialoghub.metrics.toxicity import PROFANITY_CHECK, TOXIC_THRESHOLD, load_toxicity_scorer
 
 
 @dataclass
 class ProvocationArguments:
     source: str = field(
-        default=f"{project_org()}/tweetsumm-clean@v1.0", metadata={"help": "The TweetSumm dataset, ID[@REV]."}
+        default=f"{project_org()}/tweetsumm-clean@{RELEASE_TAG}", metadata={"help": "The TweetSumm dataset, ID[@REV]."}
     )
     abuse_phrases: str = field(
         default=str(ABUSE_PHRASES_FILE.relative_to(REPO_ROOT)), metadata={"help": "The versioned abuse list (YAML)."}
@@ -30,7 +39,7 @@ class ProvocationArguments:
         default="profanity-check", metadata={"help": "The scorer flagging customer text: profanity-check or ID[@REV]."}
     )
     repo_id: str = field(default=f"{project_org()}/tweetsumm-provocation", metadata={"help": "Dataset repo."})
-    tag: str | None = field(default="v1.0", metadata={"help": "Release tag (created if missing, never moved)."})
+    tag: str | None = field(default=RELEASE_TAG, metadata={"help": "Release tag (created if missing, never moved)."})
 
 
 def parse_args(argv=None) -> ProvocationArguments:
@@ -39,9 +48,6 @@ def parse_args(argv=None) -> ProvocationArguments:
 
 def load_scorer(reference: str):
     """The scorer and its record name, a classifier pinned to the commit its revision points at now."""
-    from dialoghub.hub.client.refs import resolve_repo
-    from dialoghub.metrics.toxicity import PROFANITY_CHECK, load_toxicity_scorer
-
     if reference == PROFANITY_CHECK:
         return load_toxicity_scorer(PROFANITY_CHECK)
     resolved = resolve_repo(reference)
@@ -51,10 +57,6 @@ def load_scorer(reference: str):
 def build(args: ProvocationArguments):
     """(rows by split, card context) from the arguments."""
     from datasets import load_dataset
-
-    from dialoghub.data.provocation import build_provocation_rows, load_abuse_list
-    from dialoghub.hub.client.refs import resolve_repo
-    from dialoghub.metrics.toxicity import TOXIC_THRESHOLD
 
     source = resolve_repo(args.source, repo_type="dataset")
     dataset = load_dataset(source.repo_id, revision=source.sha)
@@ -79,7 +81,6 @@ def build(args: ProvocationArguments):
 
 def main(argv=None) -> int:
     configure_logging()
-    from dialoghub.data.provocation import publish
 
     try:
         args = parse_args(argv)

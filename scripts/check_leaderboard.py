@@ -1,6 +1,6 @@
 """After `make pipeline`: the benchmark's Hub leaderboard, `leaderboard show` and the Space rank the adapters alike.
 
-  python scripts/check_leaderboard.py [--dataset ID] [--results_repo ID] [--browser]
+  python scripts/check_leaderboard.py [--config RECIPE.yaml] [--dataset ID] [--results_repo ID] [--browser true]
 
 Reads the Hub under $DIALOGHUB_BASE_DIR (or the one running at HF_ENDPOINT) through the stock client:
 `get_dataset_leaderboard(dataset, base_model_only=False)` must rank at least one model; `leaderboard show` must list
@@ -10,13 +10,28 @@ headless Chromium must too (it loads the demo's models, but generates nothing). 
 
 import dialoghub.core.hubenv  # noqa: F401
 
-import argparse
 import re
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass, field
 
+from huggingface_hub import HfApi
+
+from dialoghub.core.recipes import parse_recipe
+from dialoghub.demo.app import DemoConfig, build_demo
+from dialoghub.evaluation import benchmark
+from dialoghub.evaluation.leaderboard import default_benchmark_dataset, render_leaderboard
 from dialoghub.hub.client.embedded import free_loopback_port, hub_session
+
+
+@dataclass
+class CheckArguments:
+    dataset: str | None = field(
+        default=None, metadata={"help": "The benchmark dataset (none: <org>/tweetsumm-clean)."}
+    )
+    results_repo: str | None = field(default=None, metadata={"help": "Results repo (none: <org>/dialoghub-results)."})
+    browser: bool = field(default=False, metadata={"help": "Also check the Space's tab in headless Chromium."})
 
 
 def positions(text: str, model_ids: list[str]) -> list[int]:
@@ -38,8 +53,6 @@ def space_leaderboard_text(timeout: float = 300) -> str:
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-
-    from dialoghub.demo.app import DemoConfig, build_demo
 
     demo = build_demo(DemoConfig.from_env())
     port = free_loopback_port()
@@ -72,16 +85,7 @@ def space_leaderboard_text(timeout: float = 300) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from huggingface_hub import HfApi
-
-    from dialoghub.evaluation import benchmark
-    from dialoghub.evaluation.leaderboard import default_benchmark_dataset, render_leaderboard
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default=None, help="The benchmark dataset (default: <org>/tweetsumm-clean).")
-    parser.add_argument("--results_repo", default=None, help="Results repo (default: <org>/dialoghub-results).")
-    parser.add_argument("--browser", action="store_true", help="Also check the Space's tab in headless Chromium.")
-    args = parser.parse_args(argv)
+    args = parse_recipe(CheckArguments, argv, prog="scripts/check_leaderboard.py", description=__doc__)
     dataset = args.dataset or default_benchmark_dataset()
     problems = []
     with hub_session():

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from dialoghub.core.paths import project_org
 from dialoghub.core.recipes import configure_logging, parse_recipe
-from dialoghub.demo.app import DemoConfig
+from dialoghub.demo.app import DemoConfig, build_demo, publish_space
+from dialoghub.hub.client.embedded import hub_session
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,6 @@ def parse_args(argv=None) -> DemoArguments:
 def main(argv=None) -> int:
     configure_logging()
     from huggingface_hub import HfApi
-
-    from dialoghub.demo.app import build_demo, publish_space
-    from dialoghub.hub.client.embedded import hub_session
 
     try:
         args = parse_args(argv)

@@ -13,7 +13,11 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
+from huggingface_hub import HfApi
+
 from dialoghub.core.recipes import configure_logging, parse_recipe
+from dialoghub.hub.client.embedded import hub_session
+from dialoghub.hub.client.publish import RELEASE_TAG
 from dialoghub.models import base_models
 
 COMMANDS = ("convert", "publish")
@@ -27,7 +31,7 @@ class BaseModelsArguments:
         default=None, metadata={"help": "The converted model's folder (none: $DIALOGHUB_BASE_DIR/models/<name>)."}
     )
     force: bool = field(default=False, metadata={"help": "convert: again, even if the stamp matches the GGUF."})
-    release_tag: str = field(default=base_models.RELEASE_TAG, metadata={"help": "publish: the release tag."})
+    release_tag: str = field(default=RELEASE_TAG, metadata={"help": "publish: the release tag."})
 
 
 def parse_args(argv=None) -> tuple[str, BaseModelsArguments]:
@@ -45,10 +49,6 @@ def run(command: str, args: BaseModelsArguments) -> None:
     if command == "convert":
         print(base_models.convert_smollm2(args.smollm2_dir, force=args.force))
         return
-
-    from huggingface_hub import HfApi
-
-    from dialoghub.hub.client.embedded import hub_session
 
     smollm2_dir = base_models.convert_smollm2(args.smollm2_dir, force=args.force)
     with hub_session() as hub:

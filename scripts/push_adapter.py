@@ -17,6 +17,9 @@ import sys
 from dataclasses import dataclass, field
 
 from dialoghub.core.recipes import configure_logging
+from dialoghub.hub.client.embedded import hub_session
+from dialoghub.sft.card import push_adapter, push_merged
+from dialoghub.sft.training import parser
 
 
 @dataclass
@@ -28,8 +31,6 @@ class MergeArguments:
 
 def parse_args(argv=None):
     """(script_args, training_args, model_args, merge_args) from the training recipe and overrides."""
-    from dialoghub.sft.training import parser
-
     return parser(MergeArguments, description=__doc__).parse_args_and_config(argv)
 
 
@@ -40,15 +41,14 @@ def report(release) -> None:
 
 def main(argv=None) -> int:
     configure_logging(logging.INFO)
-    from dialoghub.models.release import push_adapter, push_merged
-
     try:
         script_args, training_args, _, merge_args = parse_args(argv)
         if not (training_args.hub_model_id and script_args.release_tag):
             raise ValueError("the recipe needs hub_model_id and release_tag")
-        report(push_adapter(training_args.output_dir, training_args.hub_model_id, script_args.release_tag))
-        if merge_args.merged_model_id:
-            report(push_merged(training_args.output_dir, merge_args.merged_model_id, script_args.release_tag))
+        with hub_session():
+            report(push_adapter(training_args.output_dir, training_args.hub_model_id, script_args.release_tag))
+            if merge_args.merged_model_id:
+                report(push_merged(training_args.output_dir, merge_args.merged_model_id, script_args.release_tag))
     except (FileNotFoundError, ValueError) as error:
         print(f"push_adapter: {error}", file=sys.stderr)
         return 1

@@ -17,52 +17,36 @@ import logging
 import os
 import sys
 
-from dialoghub.core.recipes import configure_logging
-
 # Spinning OpenMP threads steal the core another process needs (see scripts/train_adapter.py); read when torch loads
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-
-def parse_args(argv=None):
-    """(script_args, training_args, model_args) from the recipe and overrides."""
-    from dialoghub.reward.training import parse_args as parse
-
-    return parse(argv, description=__doc__)
+from dialoghub.core.recipes import configure_logging  # noqa: E402
+from dialoghub.evaluation.before_after import refresh_card  # noqa: E402
+from dialoghub.hub.client.embedded import hub_session  # noqa: E402
+from dialoghub.reward.card import push_reward_adapter  # noqa: E402
+from dialoghub.reward.training import parse_args, train  # noqa: E402
+from dialoghub.sft.card import train_and_release  # noqa: E402
 
 
 def main(script_args, training_args, model_args) -> None:
-    from dialoghub.hub.client.embedded import hub_session
-
-    with hub_session():
-        if script_args.refresh_card:
-            from dialoghub.reward.card import refresh_card
-
+    if script_args.refresh_card:
+        with hub_session():
             commit = refresh_card(training_args.hub_model_id, script_args.release_tag, script_args.results_repo)
-            print(f"{training_args.hub_model_id}: card refreshed at {commit}")
-            return
-        if script_args.skip_if_released and script_args.release_tag and training_args.hub_model_id:
-            from huggingface_hub import HfApi
-
-            from dialoghub.hub.client.publish import tag_commit
-
-            api = HfApi()
-            if api.repo_exists(training_args.hub_model_id) and (
-                released := tag_commit(api, training_args.hub_model_id, script_args.release_tag)
-            ):
-                print(f"{training_args.hub_model_id}@{script_args.release_tag} is already released ({released}); kept")
-                return
-        from dialoghub.reward.training import train
-
-        trainer = train(script_args, training_args, model_args)
-        print(f"Adapter, tokenizer, reward curve and summary saved to {training_args.output_dir}")
-        if script_args.push:
-            print(f"Published to {training_args.hub_model_id} at tag {script_args.release_tag}")
-        trainer.end()
+        print(f"{training_args.hub_model_id}: card refreshed at {commit}")
+        return
+    train_and_release(
+        train,
+        push_reward_adapter,
+        script_args,
+        training_args,
+        model_args,
+        saved="Adapter, tokenizer, reward curve and summary",
+    )
 
 
 if __name__ == "__main__":
     configure_logging(logging.INFO)
     try:
-        main(*parse_args())
+        main(*parse_args(description=__doc__))
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"reward_tune: {error}")

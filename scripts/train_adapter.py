@@ -17,44 +17,22 @@ import logging
 import os
 import sys
 
-from dialoghub.core.recipes import configure_logging
-
 # OpenMP threads that wait for work by spinning burn the core another process needs: on a shared 2-core machine a
 # forward pass measured 3x slower than with waiting threads asleep. Read when torch loads, so set before importing it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-
-def released_commit(script_args, training_args) -> str | None:
-    """The commit of the recipe's release when `skip_if_released` applies and the release exists, else None."""
-    if not (script_args.skip_if_released and script_args.release_tag and training_args.hub_model_id):
-        return None
-    from huggingface_hub import HfApi
-
-    from dialoghub.hub.client.publish import tag_commit
-
-    api = HfApi()
-    if not api.repo_exists(training_args.hub_model_id):
-        return None
-    return tag_commit(api, training_args.hub_model_id, script_args.release_tag)
+from dialoghub.core.recipes import configure_logging  # noqa: E402
+from dialoghub.sft.card import push_adapter, train_and_release  # noqa: E402
+from dialoghub.sft.training import parse_args, train  # noqa: E402
 
 
 def main(script_args, training_args, model_args):
-    if released := released_commit(script_args, training_args):
-        print(f"{training_args.hub_model_id}@{script_args.release_tag} is already released ({released}); kept")
-        return
-    from dialoghub.sft.training import train
-
-    trainer = train(script_args, training_args, model_args)
-    if trainer.is_world_process_zero():
-        print(f"Adapter, tokenizer, loss curve and summary saved to {training_args.output_dir}")
-        if script_args.push:
-            print(f"Published to {training_args.hub_model_id} at tag {script_args.release_tag}")
-    trainer.end()
+    train_and_release(
+        train, push_adapter, script_args, training_args, model_args, saved="Adapter, tokenizer, loss curve and summary"
+    )
 
 
 if __name__ == "__main__":
-    from dialoghub.sft.training import parse_args
-
     configure_logging(logging.INFO)
     try:
         main(*parse_args(description=__doc__))

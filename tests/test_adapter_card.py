@@ -12,7 +12,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from dialoghub.core import processes
 from dialoghub.core.paths import REPO_ROOT
 from dialoghub.models import prompts
-from dialoghub.models import release as cards
+from dialoghub.sft import card as cards
 from dialoghub.sft import training
 from tests.card_code import run_quick_start
 from tests.tiny_models import another_adapter, save_tiny_base, tiny_run_args, tiny_tweetsumm

@@ -18,6 +18,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from dialoghub.core.paths import REPO_ROOT
 from dialoghub.evaluation import benchmark, comparisons, leaderboard, results, submissions
 from dialoghub.evaluation.run import evaluate
+from dialoghub.metrics import paired
 from tests.test_leaderboard import common, lora_adapter, publish_tiny_world
 from tests.test_metrics_models import bert_tokenizer, tiny_sentence_transformer  # noqa: F401 (fixtures)
 
@@ -89,7 +90,7 @@ def test_two_adapters_ranked_a_submission_verified_and_every_number_agrees(bench
     card = ModelCard.load(first_adapter)
     assert f"## {comparisons.SECTION_HEADING}" in card.text and "paired-bootstrap" in card.text
     # The paired delta of a mean metric is the difference of the two rows' values, inside its own interval.
-    deltas = comparisons.paired_deltas(evaluation.details, zero_shot.details, ["rougeL", "rouge1", "chrf"], 100, 0)
+    deltas = paired.paired_deltas(evaluation.details, zero_shot.details, ["rougeL", "rouge1", "chrf"], 100, 0)
     assert [delta.metric for delta in deltas] == ["rougeL", "rouge1"]  # corpus chrF has no per-dialog scores
     for delta in deltas:
         difference = record_a["metrics"][delta.metric]["value"] - zero_shot.record["metrics"][delta.metric]["value"]

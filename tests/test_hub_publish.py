@@ -4,8 +4,9 @@ the real embedded Hub."""
 
 import pytest
 
+from dialoghub.core.recipes import NONE, optional_reference
 from dialoghub.hub.client.publish import TagConflictError, publish_folder, tag_commit
-from dialoghub.hub.client.refs import NONE, RepoReferenceError, optional_reference, repo_id_of, split_revision
+from dialoghub.hub.client.refs import RepoReferenceError, repo_id_of, split_revision
 
 
 def write(folder, files: dict[str, str]):

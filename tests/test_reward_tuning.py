@@ -15,6 +15,8 @@ from dialoghub.metrics.toxicity import TOXIC_THRESHOLD, ProfanityCheckScorer
 from dialoghub.models import prompts
 from dialoghub.reward import rewards
 from dialoghub.reward import training as reward_tuning
+from dialoghub.reward.card import push_reward_adapter
+from dialoghub.sft.card import SUMMARY_FILE
 from tests.card_code import run_quick_start
 from tests.tiny_models import save_tiny_base, tiny_tweetsumm
 
@@ -53,7 +55,7 @@ def tiny_hub(hub, tmp_path_factory):
     config = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False, revision=TAG)
     sft_dir = tmp_path_factory.mktemp("grpo-sft")
     get_peft_model(base, config).save_pretrained(sft_dir)
-    from dialoghub.models.generation import load_tokenizer
+    from dialoghub.models.loading import load_tokenizer
 
     load_tokenizer(base_id, TAG).save_pretrained(sft_dir)
     api.create_repo(sft_id)
@@ -170,6 +172,8 @@ def tuned(tiny_hub, tmp_path_factory):
         trainer = reward_tuning.train(script_args, training_args, model_args, reward_functions=functions)
     finally:
         reward_tuning.build_trainer = original_build
+    # The library returns; publishing is the script's step (scripts/reward_tune.py), as with --push there
+    push_reward_adapter(output_dir, training_args.hub_model_id, script_args.release_tag, api=tiny_hub.api)
     return types.SimpleNamespace(
         trainer=trainer,
         functions=functions,
@@ -222,7 +226,7 @@ def test_kl_is_to_the_sft_policy(tuned):
 def test_published_card_states_rewards_kl_and_parent_and_runs(tiny_hub, tuned):
     from huggingface_hub import ModelCard
 
-    summary = json.loads((tuned.output_dir / reward_tuning.SUMMARY_FILE).read_text())
+    summary = json.loads((tuned.output_dir / SUMMARY_FILE).read_text())
     assert summary["sft_adapter"]["sha"] == tiny_hub.api.model_info(tiny_hub.sft, revision=TAG).sha
     assert [reward["name"] for reward in summary["rewards"]] == list(rewards.REWARD_NAMES[:1]) + [
         rewards.NON_TOXICITY,
@@ -272,7 +276,7 @@ def test_the_toxicity_reward_moves_the_policy_away_from_toxic_tokens(tiny_hub, t
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from dialoghub.models.generation import load_tokenizer
+    from dialoghub.models.loading import load_tokenizer
 
     script_args, training_args, model_args = grpo_args(
         tiny_hub, tmp_path,
@@ -307,9 +311,9 @@ def test_card_before_after_table_and_model_index_match_the_results_records(tiny_
     from huggingface_hub.repocard_data import model_index_to_eval_results
 
     from dialoghub.evaluation import leaderboard
+    from dialoghub.evaluation.before_after import refresh_card
     from dialoghub.evaluation.run import EvaluationConfig, evaluate
     from dialoghub.models.generation import GenerationSettings
-    from dialoghub.reward.card import refresh_card
 
     records = {}
     for task, dataset in (

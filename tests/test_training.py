@@ -15,8 +15,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from dialoghub.core import processes
 from dialoghub.core.paths import REPO_ROOT
 from dialoghub.models import prompts
-from dialoghub.models.release import push_adapter, push_merged
 from dialoghub.sft import training
+from dialoghub.sft.card import SUMMARY_FILE, push_adapter, push_merged
 from tests.card_code import run_quick_start
 from tests.tiny_models import another_adapter, save_tiny_base, tiny_cli_args, tiny_tweetsumm
 
@@ -102,7 +102,7 @@ def test_outputs_record_the_revisions(tiny_hub, trained):
     assert adapter_config["revision"] == TAG
     assert (out / "loss_curve.png").read_bytes().startswith(b"\x89PNG")
     assert AutoTokenizer.from_pretrained(out).chat_template == prompts.fallback_chat_template()
-    summary = json.loads((out / training.SUMMARY_FILE).read_text())
+    summary = json.loads((out / SUMMARY_FILE).read_text())
     assert summary["dataset_sha"] == tiny_hub.api.dataset_info(tiny_hub.dataset, revision=TAG).sha
     assert summary["base_model_sha"] == tiny_hub.api.model_info(tiny_hub.base, revision=TAG).sha
     final_eval = [entry["eval_loss"] for entry in trained.trainer.state.log_history if "eval_loss" in entry][-1]
@@ -230,7 +230,7 @@ def test_distributed_ddp_adapter_matches_single_process(tiny_hub, trained, tmp_p
     ]  # fmt: skip
     result = processes.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-4000:]
-    summary = json.loads((output_dir / training.SUMMARY_FILE).read_text())
+    summary = json.loads((output_dir / SUMMARY_FILE).read_text())
     assert summary["hyperparameters"]["world_size"] == 2 and summary["global_step"] == 4
 
     single = load_file(trained.output_dir / "adapter_model.safetensors")

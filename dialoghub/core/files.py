@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -27,3 +28,14 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def save_figure(figure, path: Path, **savefig_kwargs) -> Path:
+    """A matplotlib figure written as a PNG with `atomic_write`, and closed."""
+    import matplotlib.pyplot as plt  # lazy: only the stages that plot pay for matplotlib
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", **savefig_kwargs)
+    plt.close(figure)
+    atomic_write(Path(path), buffer.getvalue())
+    return Path(path)

@@ -24,4 +24,8 @@ if USING_EMBEDDED_DEFAULT:
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-ENDPOINT = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+def endpoint() -> str:
+    """The Hub the Hugging Face libraries talk to, read when asked: a test or a caller may point `HF_ENDPOINT`
+    elsewhere after this module was imported, as long as it does so before importing those libraries."""
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")

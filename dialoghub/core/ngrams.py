@@ -3,7 +3,15 @@ repetition filters, distinct-n."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens, punctuation dropped: what every overlap rule compares."""
+    return _WORD.findall(text.lower())
 
 
 def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:

@@ -2,7 +2,7 @@
 (`--config RECIPE.yaml`) with `--field value` overrides on the command line, like trl's and alignment-handbook's
 scripts. `parse_recipe` is that parser (trl's `TrlParser`, which rejects keys a recipe has that no field has).
 
-One spelling of "no value" everywhere (`dialoghub.hub.client.refs.NONE`): `none` on the command line or in a recipe
+One spelling of "no value" everywhere (`NONE`): `none` on the command line or in a recipe
 (YAML's `null` too) makes an optional field None; repo references are `ID` or `ID@REV` (`dialoghub.hub.client.refs`).
 A stage config may nest dataclasses (`generation: GenerationSettings`): their fields become flags of their own,
 except a name the stage itself has, which the stage sets (the stage's `seed` is its sampler's).
@@ -18,9 +18,14 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
-from dialoghub.hub.client.refs import optional_reference
-
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+NONE = "none"
+"""How a config or a command line says "no value" for an optional field or repo reference (any case)."""
+
+
+def optional_reference(value: str | None) -> str | None:
+    """None for an absent value or reference (None, "" or "none"), else the value unchanged."""
+    return None if value is None or value.strip().lower() in ("", NONE) else value
 
 
 def configure_logging(level: int = logging.WARNING, *info_loggers: str) -> None:
@@ -102,19 +107,24 @@ def _readers(parser: argparse.ArgumentParser, classes: Sequence[type]) -> None:
             action.type = lambda text, read=action.type: None if optional_reference(text) is None else read(text)
 
 
+def trainer_parser(*dataclass_types: type, description: str | None = None):
+    """trl's `TrlParser` over a trainer stage's dataclasses (script arguments, trainer config, `ModelConfig`, ...), as
+    alignment-handbook's scripts build it: `--config RECIPE.yaml` plus `--field value` overrides."""
+    from trl import TrlParser  # lazy: trl imports torch, and --help of a light entry point should not wait for it
+
+    return TrlParser(dataclass_types, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def recipe_parser(config_class: type, *, prog: str | None = None, description: str | None = None):
     """The `TrlParser` of `config_class` (nested dataclasses flattened), and the flag classes it parses into."""
-    from trl import TrlParser
-
     nested = _nested(config_class)
     own = {item.name for item in dataclasses.fields(config_class)} - set(nested)
     default_config = config_class() if nested else None
     flag_classes = [_flags_class(config_class, set(nested))] + [
         _flags_class(nested_class, own, getattr(default_config, name)) for name, nested_class in nested.items()
     ]
-    parser = TrlParser(
-        flag_classes, prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = trainer_parser(*flag_classes, description=description)
+    parser.prog = prog or parser.prog
     _readers(parser, [config_class, *nested.values()])
     return parser, nested
 

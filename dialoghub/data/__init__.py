@@ -1,2 +1,2 @@
-"""TweetSumm ingestion: readers for its three source layouts, cleaning, validation, and the `org/tweetsumm-clean`
-builder (`dialoghub.data.tweetsumm.build_and_publish`)."""
+"""Stage: TweetSumm ingestion (readers for its three source layouts, cleaning, validation, the `org/tweetsumm-clean`
+builder in `tweetsumm`) and the `org/tweetsumm-provocation` split (`provocation`)."""

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dialoghub.core.files import atomic_write
 from dialoghub.core.paths import REPO_ROOT
+from dialoghub.data.parquet_repo import add_dataset_info, publish_dataset, size_category, write_parquet_files
 from dialoghub.data.records import CUSTOMER
 
 DATASET_DIR = REPO_ROOT / "datasets_repo" / "tweetsumm-provocation"
@@ -175,9 +177,6 @@ def write_dataset_folder(
     """The parquet files (config `default`), the abuse list as published, and the card, into `folder`."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    from dialoghub.core.files import atomic_write
-    from dialoghub.data.parquet_repo import add_dataset_info, size_category, write_parquet_files
-
     data_files = write_parquet_files({"default": rows}, features(), folder)
     atomic_write(folder / ABUSE_PHRASES_FILE.name, Path(context["abuse"].path).read_bytes())
     card_data = DatasetCardData(
@@ -204,8 +203,6 @@ def write_dataset_folder(
 
 
 def publish(rows: dict[str, list[dict]], repo_id: str, *, tag: str | None, context: dict[str, Any], api=None):
-    from dialoghub.data.parquet_repo import publish_dataset
-
     sizes = ", ".join(f"{split} {len(split_rows)}" for split, split_rows in rows.items())
     return publish_dataset(
         lambda folder: write_dataset_folder(rows, folder, repo_id=repo_id, tag=tag, context=context),

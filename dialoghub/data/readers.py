@@ -32,6 +32,7 @@ from dialoghub.data.records import (
     merge_consecutive_turns,
     split_name,
 )
+from dialoghub.hub.client.refs import RepoReferenceError, UnknownRepoError, resolve_repo
 
 OFFICIAL_FILE = re.compile(r"final_(?P<split>[a-z]+)_tweetsum\.jsonl")
 HUB_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -467,8 +468,6 @@ LAYOUT_DESCRIPTIONS = {
 def read_hub(repo_id: str, *, revision: str | None = None, twcs: Path | None = None) -> SourceData:
     """Download a Hub dataset repo holding one of the layouts and read it, naming files `repo@commit:path`."""
     from huggingface_hub import constants, snapshot_download
-
-    from dialoghub.hub.client.refs import RepoReferenceError, UnknownRepoError, resolve_repo
 
     try:
         commit = resolve_repo(repo_id, revision, repo_type="dataset").sha

@@ -3,7 +3,8 @@
 `build()` reads, cleans and validates; `write_dataset_folder()` writes the repo's files (parquet with fixed settings,
 so the same input always gives the same bytes, and the card); `publish()` uploads them with `upload_folder`, which
 skips unchanged files, so a rebuild of the same input makes no commit, and tags the commit.
-`build_and_publish()` is the one call the pipeline needs.
+The pipeline runs `scripts/build_tweetsumm.py` (build, reject report, publish); `build_and_publish()` is the same
+build-and-publish in one Python call, for a notebook or a test.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The demo Space: try the summarizer and the dialogue generator in a browser, next to the current leaderboard.
 
-Everything is loaded by repo id and revision from the Hub that `HF_ENDPOINT` names. The Space's `app.py` and
-`scripts/demo.py` reads a `DemoConfig` from spaces/dialoghub-demo/recipe.yaml; the Space's `app.py` from the
-environment (`DemoConfig.from_env`).
+Everything is loaded by repo id and revision from the Hub that `HF_ENDPOINT` names. `scripts/demo.py` reads its
+`DemoConfig` from `spaces/dialoghub-demo/recipe.yaml`; the Space's own `app.py` reads it from the environment
+(`DemoConfig.from_env`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,12 @@ from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundErro
 
 from dialoghub.core.paths import REPO_ROOT, project_org
 from dialoghub.core.provenance import git
+from dialoghub.core.recipes import optional_reference
+from dialoghub.evaluation.leaderboard import render_leaderboard
+from dialoghub.evaluation.results import ResultsRepoError
+from dialoghub.evaluation.tasks import TASKS
 from dialoghub.hub.client.publish import publish_folder
-from dialoghub.hub.client.refs import optional_reference, repo_id_of, split_revision
+from dialoghub.hub.client.refs import repo_id_of, split_revision
 from dialoghub.models import prompts
 from dialoghub.models.generation import GenerationSettings, Generator, load_generator
 
@@ -114,9 +118,6 @@ def leaderboard_view(
 ) -> tuple[str, str | None]:
     """The leaderboard tab: markdown and the PNG chart, ranked by the benchmark's `get_dataset_leaderboard` (as
     `leaderboard show` is), filtered to one task and sorted by any metric if asked."""
-    from dialoghub.evaluation.leaderboard import render_leaderboard
-    from dialoghub.evaluation.results import ResultsRepoError
-
     try:
         markdown, chart = render_leaderboard(
             results_repo,
@@ -129,13 +130,7 @@ def leaderboard_view(
     return markdown, str(chart)
 
 
-def leaderboard_markdown(results_repo: str, dataset: str | None = None) -> str:
-    return leaderboard_view(results_repo, dataset)[0]
-
-
 def sort_choices() -> list[str]:
-    from dialoghub.evaluation.tasks import TASKS
-
     metrics = [metric for task in TASKS.values() for metric in task.leaderboard_metrics]
     return [HUB_RANK, *dict.fromkeys(metrics)]
 
@@ -202,8 +197,6 @@ def build_demo(config: DemoConfig):
                 dialogue_output,
             )
         with gr.Tab("Leaderboard", id="leaderboard"):
-            from dialoghub.evaluation.tasks import TASKS
-
             with gr.Row():
                 task_choice = gr.Dropdown(
                     [ALL_TASKS, *TASKS], value=ALL_TASKS, label="Task", elem_id="leaderboard-task"

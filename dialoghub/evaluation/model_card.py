@@ -7,7 +7,7 @@ from typing import Any
 
 from dialoghub.evaluation.tasks import get_task
 from dialoghub.metrics.report import metric_protocol
-from dialoghub.models.release import MODEL_INDEX_TASK_TYPES
+from dialoghub.sft.card import MODEL_INDEX_TASK_TYPES
 
 SOURCE_NAME = "dialoghub leaderboard"
 

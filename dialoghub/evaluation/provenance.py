@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dialoghub.core import provenance
-from dialoghub.hub.client.refs import resolve_repo
+from dialoghub.hub.client.refs import repo_record  # noqa: F401  (re-exported for the evaluation modules)
 
 VERSIONED_PACKAGES = (
     "torch",
@@ -33,14 +33,6 @@ def package_versions() -> dict[str, str | None]:
 def code_version() -> dict[str, Any]:
     """The last commit of the code that makes the scores, and whether it has uncommitted changes."""
     return provenance.code_version(SCORING_CODE)
-
-
-def repo_record(reference: str | None, repo_type: str = "model") -> dict[str, str | None] | None:
-    """`{"id", "revision", "sha"}` of a Hub repo (`ID` or `ID@REV`) or a local folder (sha None)."""
-    if reference is None:
-        return None
-    resolved = resolve_repo(reference, repo_type=repo_type)
-    return {"id": resolved.repo_id, "revision": resolved.revision, "sha": resolved.sha}
 
 
 def pinned(repo: dict[str, str | None]) -> str:

@@ -88,6 +88,15 @@ def details_parquet(details: dict[str, list]) -> bytes:
 # Reading the repo
 
 
+def load_details(repo_id: str, record: dict[str, Any], revision: str) -> dict[str, list]:
+    """The per-sample columns of a record's details parquet, read at `revision` of the results repo."""
+    import pandas as pd
+    from huggingface_hub import hf_hub_download
+
+    path = hf_hub_download(repo_id, record["details_file"], repo_type="dataset", revision=revision)
+    return pd.read_parquet(path).to_dict(orient="list")
+
+
 def load_records(
     repo_id: str | None = None, revision: str | None = None, api=None
 ) -> tuple[list[dict[str, Any]], str]:

@@ -28,16 +28,10 @@ from dialoghub.evaluation.tasks import (
     get_task,
     reference_row,
 )
-from dialoghub.metrics import (
-    DEFAULT_EMBEDDING_MODEL,
-    PROFANITY_CHECK,
-    PROTOCOLS,
-    SemanticSimilarity,
-    load_toxicity_scorer,
-)
+from dialoghub.metrics import DEFAULT_EMBEDDING_MODEL, PROFANITY_CHECK, PROTOCOLS
+from dialoghub.metrics.scorers import load_semantic_similarity, load_toxicity
 from dialoghub.models import prompts
 from dialoghub.models.generation import (
-    AS_STORED,
     BACKENDS,
     ROUND_TRIP_GENERATION,
     GenerationSettings,
@@ -45,6 +39,7 @@ from dialoghub.models.generation import (
     load_generator,
     round_trip_summaries,
 )
+from dialoghub.models.loading import AS_STORED
 
 DTYPES = (AUTO, AS_STORED, "float32", "bfloat16")
 # Measured on this project's 2-core CPU (AMX): bfloat16 generates the 110 test summaries 2.1x faster than float32, with
@@ -226,16 +221,10 @@ def load_rows(config: EvaluationConfig) -> tuple[list[dict], dict]:
 
 def make_scorers(config: EvaluationConfig) -> tuple[Scorers, dict[str, Any]]:
     """The scoring models at resolved revisions, and their record."""
-    semantic_similarity = None
-    embedding = repo_record(config.embedding_model) if config.embedding_model else None
-    if embedding is not None:
-        semantic_similarity = SemanticSimilarity(embedding["id"], revision=embedding["sha"])
-    toxicity_scorer, toxicity_record = None, None
-    if config.toxicity == PROFANITY_CHECK:
-        toxicity_scorer, toxicity_record = load_toxicity_scorer(PROFANITY_CHECK), {"id": PROFANITY_CHECK}
-    elif config.toxicity:
-        toxicity_record = repo_record(config.toxicity)
-        toxicity_scorer = load_toxicity_scorer(toxicity_record["id"], revision=toxicity_record["sha"])
+    semantic_similarity, embedding = (
+        load_semantic_similarity(config.embedding_model) if config.embedding_model else (None, None)
+    )
+    toxicity_scorer, toxicity_record = load_toxicity(config.toxicity) if config.toxicity else (None, None)
     scorers = Scorers(
         config.protocol, semantic_similarity, toxicity_scorer, n_bootstrap=config.n_bootstrap, seed=config.seed
     )

@@ -5,7 +5,10 @@ import logging
 import os
 
 from dialoghub.hub.client.embedded import hub_is_up
+from dialoghub.hub.server.app import create_app
+from dialoghub.hub.server.faults import install_fault_injection
 from dialoghub.hub.server.pagination import DEFAULT_PAGE_SIZE
+from dialoghub.hub.server.serving import serve as serve_app
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,10 +36,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     serve.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
-
-    from dialoghub.hub.server.app import create_app
-    from dialoghub.hub.server.faults import install_fault_injection
-    from dialoghub.hub.server.serving import serve as serve_app
 
     endpoint = f"http://{args.host}:{args.port}"
     if hub_is_up(endpoint):

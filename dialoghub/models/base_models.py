@@ -25,11 +25,10 @@ from huggingface_hub import HfApi, ModelCard, ModelCardData
 
 from dialoghub.core.files import sha256_of
 from dialoghub.core.paths import REPO_ROOT, base_dir
-from dialoghub.hub.client.publish import publish_files
+from dialoghub.hub.client.publish import RELEASE_TAG, publish_files
 
 logger = logging.getLogger(__name__)
 
-RELEASE_TAG = "v1.0"
 CONVERSION_STAMP = "conversion.json"
 CARD_TEMPLATES_DIR = REPO_ROOT / "models_repo"
 

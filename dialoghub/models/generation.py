@@ -18,9 +18,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from dialoghub.core.hardware import AUTO, resolve_dtype
-from dialoghub.hub.client.refs import ResolvedRepo, resolve_repo
+from dialoghub.core.hardware import AUTO
+from dialoghub.hub.client.refs import ResolvedRepo
 from dialoghub.models import prompts
+from dialoghub.models.loading import AS_STORED, device, load_model, load_tokenizer, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -373,12 +374,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def choose_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
@@ -386,33 +381,8 @@ def choose_backend(backend: str) -> str:
     if backend == "vllm" and not has_vllm:
         raise ValueError("backend 'vllm' was asked for, but vllm is not installed")
     if backend == "auto":
-        return "vllm" if has_vllm and _device() == "cuda" else "transformers"
+        return "vllm" if has_vllm and device() == "cuda" else "transformers"
     return backend
-
-
-def adapter_base(adapter: ResolvedRepo) -> tuple[str, str | None]:
-    """The base model id and revision an adapter was trained on, from its adapter_config.json."""
-    from peft import PeftConfig
-
-    config = PeftConfig.from_pretrained(adapter.repo_id, revision=adapter.load_revision)
-    return config.base_model_name_or_path, getattr(config, "revision", None)
-
-
-def load_tokenizer(repo_id: str, revision: str | None = None, padding_side: str | None = None):
-    """The tokenizer of a model repo or folder, with the prompt module's chat template and a pad token (the EOS
-    when the model has none); `padding_side` as given, else the tokenizer's own."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(repo_id, revision=revision)
-    if padding_side is not None:
-        tokenizer.padding_side = padding_side
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    prompts.ensure_chat_template(tokenizer)
-    return tokenizer
-
-
-AS_STORED = "as-stored"
 
 
 def load_generator(
@@ -426,58 +396,19 @@ def load_generator(
     merge_adapter: bool = True,
     dtype: str | None = AUTO,
 ) -> Generator:
-    """Load `model` (`ID`, `ID@REV` or a folder) with an optional PEFT `adapter` (same forms) at resolved commits.
-
-    With no `model`, the adapter's own base (from its adapter_config.json) is used. The adapter is merged into the
-    weights for speed unless the base is quantized (`load_in_4bit`, the GPU recipe) or `merge_adapter=False`.
-    `dtype` "auto" is the fastest this CPU computes (`hardware.resolve_dtype`: bfloat16 only with bf16 matrix
-    instructions) and the checkpoint's own on GPU; "as-stored" keeps the checkpoint's; float32/bfloat16 as given.
-    """
+    """A `Generator` of `model` (`ID`, `ID@REV` or a folder) with an optional PEFT `adapter` (same forms), loaded at
+    resolved commits by `dialoghub.models.loading` (no `model`: the adapter's own base; `dtype`, `load_in_4bit` and
+    `merge_adapter` as `load_model` takes them)."""
     backend = choose_backend(backend)
-    adapter_repo = resolve_repo(adapter, adapter_revision) if adapter else None
-    trained_on = adapter_base(adapter_repo) if adapter_repo else None
-    if model is None:
-        if trained_on is None:
-            raise ValueError("give a model, an adapter, or both")
-        model, model_revision = trained_on
-    base = resolve_repo(model, model_revision)
-    if trained_on and trained_on[0] != base.repo_id:
-        logger.warning("adapter %s was trained on %s, but is applied to %s", adapter_repo, trained_on[0], base)
+    base, adapter_repo = resolve_model(model, adapter, model_revision, adapter_revision)
     # A decoder continues from the last position, so padding goes first.
     tokenizer = load_tokenizer(base.repo_id, base.load_revision, padding_side="left")
     if backend == "vllm":
         return _load_vllm(base, adapter_repo, tokenizer, dtype=dtype, load_in_4bit=load_in_4bit)
-
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    device = _device()
-    kwargs: dict[str, Any] = {"revision": base.load_revision, "dtype": torch.bfloat16 if device == "cuda" else "auto"}
-    if load_in_4bit:
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
-        )
-        kwargs["device_map"] = {"": device}
-    language_model = AutoModelForCausalLM.from_pretrained(base.repo_id, **kwargs)
-    if not load_in_4bit:
-        language_model.to(device)
-    merged = False
-    if adapter_repo is not None:
-        from peft import PeftModel
-
-        language_model = PeftModel.from_pretrained(
-            language_model, adapter_repo.repo_id, revision=adapter_repo.load_revision
-        )
-        if merge_adapter and not load_in_4bit:
-            language_model = language_model.merge_and_unload()
-            merged = True
-    if not load_in_4bit and (target := resolve_dtype(dtype, device)) not in (AUTO, AS_STORED):
-        # Cast after the merge, so the adapter is merged at the checkpoint's own precision.
-        language_model.to(getattr(torch, target))
-    language_model.eval()
-    return Generator(language_model, tokenizer, base, adapter_repo, backend="transformers", adapter_merged=merged)
+    loaded = load_model(base, adapter_repo, dtype=dtype, load_in_4bit=load_in_4bit, merge_adapter=merge_adapter)
+    return Generator(
+        loaded.model, tokenizer, base, adapter_repo, backend="transformers", adapter_merged=loaded.adapter_merged
+    )
 
 
 # vLLM engine limits (`vllm.LLM` keywords, https://docs.vllm.ai/en/latest/api/vllm/entrypoints/llm.html):

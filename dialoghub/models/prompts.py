@@ -42,6 +42,7 @@ ANSWER_MAX_NEW_TOKENS = {SUMMARIZE: 128, GENERATE: 512}
 
 SUMMARIZE_INSTRUCTION = "Summarize this conversation."
 GENERATE_INSTRUCTION = "Write the conversation that this summary describes."
+INSTRUCTIONS = {SUMMARIZE: SUMMARIZE_INSTRUCTION, GENERATE: GENERATE_INSTRUCTION}
 
 FALLBACK_CHAT_TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "chatml.jinja"
 # The special tokens the fallback template writes; a tokenizer must know them for its output to stop at a turn's end.

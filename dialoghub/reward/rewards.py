@@ -21,12 +21,12 @@ within each group of generations.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from dialoghub.core.ngrams import shingles
-from dialoghub.models import prompts
+from dialoghub.core.ngrams import shingles, words
+from dialoghub.metrics.rouge import rouge_per_sample
+from dialoghub.models import leakage, prompts
 
 ROUGE_L = "rougeL"
 SEMANTIC_SIMILARITY = "semantic_similarity"
@@ -41,9 +41,7 @@ REWARD_NAMES = (ROUGE_L, SEMANTIC_SIMILARITY, NON_TOXICITY, LENGTH, NO_LEAKAGE)
 COPIED_RUN_WORDS = 15
 # The instructions leak when a summary shares a word n-gram this long with them.
 INSTRUCTION_RUN_WORDS = 5
-CHAT_MARKERS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
-_ROLE_LINE = re.compile(rf"^\s*({'|'.join(prompts.ROLES)}|system|user|assistant)\s*:", re.IGNORECASE | re.MULTILINE)
-_WORD = re.compile(r"[a-z0-9']+")
+_ROLE_LINE = leakage.label_pattern(leakage.SUMMARY_FOREIGN_LABELS)
 
 Turns = Sequence[Mapping[str, str]]
 
@@ -55,29 +53,16 @@ def completion_text(completion: str | Sequence[Mapping[str, Any]]) -> str:
     return "".join(str(message.get("content") or "") for message in completion).strip()
 
 
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
 def prompt_leakage(summary: str, dialogue: Turns) -> str | None:
     """Why `summary` leaks its prompt, or None: a chat-template token, a `Role:` line, the system prompt or the
     instruction, or a run of `COPIED_RUN_WORDS` words copied verbatim from the dialogue."""
-    if marker := next((marker for marker in CHAT_MARKERS if marker in summary), None):
+    if marker := leakage.chat_marker(summary):
         return f"chat-template token {marker!r}"
     if role := _ROLE_LINE.search(summary):
         return f"a {role.group(1)!r} line"
+    if leakage.repeats_instructions(summary, prompts.SUMMARIZE, INSTRUCTION_RUN_WORDS):
+        return "repeats the instructions"
     summary_words = words(summary)
-    instructions = (prompts.SYSTEM_PROMPTS[prompts.SUMMARIZE], prompts.SUMMARIZE_INSTRUCTION)
-    summary_runs = shingles(summary_words, INSTRUCTION_RUN_WORDS)
-    padded_summary = f" {' '.join(summary_words)} "
-    for instruction in map(words, instructions):
-        # A short instruction leaks when it is there whole; a long one when any of its runs is
-        if (len(instruction) < INSTRUCTION_RUN_WORDS and f" {' '.join(instruction)} " in padded_summary) or (
-            len(instruction) >= INSTRUCTION_RUN_WORDS
-            and len(summary_words) >= INSTRUCTION_RUN_WORDS
-            and summary_runs & shingles(instruction, INSTRUCTION_RUN_WORDS)
-        ):
-            return "repeats the instructions"
     if len(summary_words) >= COPIED_RUN_WORDS:
         copied = shingles(summary_words, COPIED_RUN_WORDS)
         for turn in dialogue:
@@ -125,8 +110,6 @@ def _references(columns: Mapping[str, list]) -> list[list[str]]:
 
 
 def rouge_l_reward() -> RewardFunction:
-    from dialoghub.metrics.rouge import rouge_per_sample
-
     # "max": the closest reference, as a writer matching any one human summary is relevant
     return RewardFunction(
         ROUGE_L, lambda texts, columns: rouge_per_sample(texts, _references(columns), protocol="max")[ROUGE_L]

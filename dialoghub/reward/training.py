@@ -11,30 +11,36 @@ reference adapter exists and is frozen, and `kl` in the logs is the KL to the SF
 Prompts come from train-split dialogs only: `provocation_fraction` of them from the provocation dataset's `train`
 split (train dialogs whose customer swears, or with a phrase of the train abuse list inserted), the rest plain train
 dialogs of tweetsumm-clean. Each is `prompts.summarize_messages` of its dialogue, the prompt the evaluation uses.
-`scripts/reward_tune.py` is the entry point; `train` is the whole run.
+`scripts/reward_tune.py` is the entry point and publishes; `train` is the whole run and returns the trainer.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trl import GRPOConfig, GRPOTrainer, ModelConfig, ScriptArguments
+from accelerate import PartialState
+from datasets import concatenate_datasets, load_dataset
+from trl import GRPOConfig, GRPOTrainer, ModelConfig, ScriptArguments, get_quantization_config
 
-from dialoghub.core.files import atomic_write
+from dialoghub.core.files import save_figure
+from dialoghub.core.hardware import AUTO, resolve_dtype
 from dialoghub.core.paths import project_org
+from dialoghub.core.provenance import package_versions
+from dialoghub.core.recipes import trainer_parser
+from dialoghub.hub.client.publish import RELEASE_TAG
+from dialoghub.hub.client.refs import resolve_repo
+from dialoghub.metrics.scorers import load_semantic_similarity, load_toxicity
 from dialoghub.models import prompts
-from dialoghub.models.release import ADAPTER_FILES
+from dialoghub.models.loading import adapter_base, load_model, load_tokenizer
 from dialoghub.reward import rewards
+from dialoghub.sft.card import ADAPTER_FILES, SUMMARY_FILE, write_summary
 
 logger = logging.getLogger(__name__)
 
-SUMMARY_FILE = "training_summary.json"
 REWARD_CURVE_FILE = "reward_curve.png"
 SFT_ADAPTER = "default"
 REFERENCE_ADAPTER = "ref"  # the name trl gives the frozen copy of the SFT adapter
@@ -46,12 +52,14 @@ class RewardScriptArguments(ScriptArguments):
     """What a reward-tuning run needs besides trl's GRPOConfig and ModelConfig."""
 
     sft_adapter: str = field(
-        default=f"{project_org()}/summarizer-lora@v1.0",
+        default=f"{project_org()}/summarizer-lora@{RELEASE_TAG}",
         metadata={"help": "The SFT summarizer adapter the policy starts from (and the KL reference), ID@REV."},
     )
-    dataset_revision: str = field(default="v1.0", metadata={"help": "Revision of dataset_name (tweetsumm-clean)."})
+    dataset_revision: str = field(
+        default=RELEASE_TAG, metadata={"help": "Revision of dataset_name (tweetsumm-clean)."}
+    )
     provocation_dataset: str | None = field(
-        default=f"{project_org()}/tweetsumm-provocation@v1.0",
+        default=f"{project_org()}/tweetsumm-provocation@{RELEASE_TAG}",
         metadata={"help": "Dataset of abusive train dialogs (ID@REV; none: plain prompts only)."},
     )
     provocation_split: str = field(default="train", metadata={"help": "Its split of train-dialog prompts."})
@@ -93,15 +101,7 @@ class RewardScriptArguments(ScriptArguments):
 
 
 def parser(description: str | None = None):
-    import argparse
-
-    from trl import TrlParser
-
-    return TrlParser(
-        (RewardScriptArguments, GRPOConfig, ModelConfig),
-        description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    return trainer_parser(RewardScriptArguments, GRPOConfig, ModelConfig, description=description)
 
 
 def parse_args(args: list[str] | None = None, description: str | None = None):
@@ -130,10 +130,6 @@ def grpo_rows(rows, kind: str):
 
 def load_prompts(script_args: RewardScriptArguments, seed: int):
     """The training prompts, train-split dialogs only, shuffled with `seed`; and the record of what was read."""
-    from datasets import concatenate_datasets, load_dataset
-
-    from dialoghub.hub.client.refs import resolve_repo
-
     if not 0 <= script_args.provocation_fraction <= 1:
         raise ValueError(f"provocation_fraction must be in [0, 1], got {script_args.provocation_fraction}")
     if script_args.dataset_train_split != "train":
@@ -189,9 +185,6 @@ def load_prompts(script_args: RewardScriptArguments, seed: int):
 
 def resolved_base(script_args: RewardScriptArguments, model_args: ModelConfig):
     """(SFT adapter, base model) as `ResolvedRepo`s: the base is the adapter's own unless model_name_or_path says."""
-    from dialoghub.hub.client.refs import resolve_repo
-    from dialoghub.models.generation import adapter_base
-
     adapter = resolve_repo(script_args.sft_adapter)
     base_id, base_revision = adapter_base(adapter)
     if model_args.model_name_or_path:
@@ -200,60 +193,43 @@ def resolved_base(script_args: RewardScriptArguments, model_args: ModelConfig):
 
 
 def load_policy(adapter, base, model_args: ModelConfig, use_cpu: bool = True):
-    """The base at its commit, in `resolve_dtype(model_args.dtype)` (4-bit with that compute dtype for
-    `load_in_4bit`, as trl's `get_quantization_config` builds it), with the SFT adapter loaded trainable."""
-    import dataclasses
-
-    import torch
-    from accelerate import PartialState
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-    from trl import get_quantization_config
-
-    from dialoghub.core.hardware import resolve_dtype
-
-    dtype = resolve_dtype(model_args.dtype, "cpu" if use_cpu else "cuda")
-    quantized = {}
-    if model_args.load_in_4bit or model_args.load_in_8bit:
-        # bitsandbytes needs a named compute dtype ("auto" is the checkpoint's, which its config holds)
-        compute_dtype = dtype if dtype != "auto" else "bfloat16"
-        quantized = {
-            "quantization_config": get_quantization_config(dataclasses.replace(model_args, dtype=compute_dtype)),
-            # One whole quantized copy per process, on its own device (ZeRO-3's zero.Init skips quantized models)
-            "device_map": {"": "cpu"} if use_cpu else {"": PartialState().local_process_index},
-        }
-    model = AutoModelForCausalLM.from_pretrained(
-        base.repo_id,
-        revision=base.load_revision,
-        dtype=getattr(torch, dtype) if dtype != "auto" else "auto",
+    """The base at its commit, in `resolve_dtype(model_args.dtype)`, with the SFT adapter loaded trainable; with
+    `load_in_4bit`, quantized as the recipe says (trl's `get_quantization_config`: NF4, double quantization, storage
+    dtype), as the SFT recipe quantized it, each process holding a whole copy on its own device (ZeRO-3's zero.Init
+    skips quantized models)."""
+    if model_args.load_in_8bit:
+        raise ValueError("reward tuning quantizes with load_in_4bit; load_in_8bit is not supported")
+    quantization = None
+    if model_args.load_in_4bit:
+        # bitsandbytes computes in a named dtype ("auto" would be the checkpoint's): bfloat16 unless the recipe says
+        compute = resolve_dtype(model_args.dtype, "cpu" if use_cpu else "cuda")
+        compute = compute if compute not in (None, AUTO) else "bfloat16"
+        quantization = get_quantization_config(dataclasses.replace(model_args, dtype=compute))
+    loaded = load_model(
+        base,
+        adapter,
+        dtype=model_args.dtype,
+        trainable=True,
         attn_implementation=model_args.attn_implementation,
-        **quantized,
+        target_device="cpu" if use_cpu else f"cuda:{PartialState().local_process_index}",
+        load_in_4bit=model_args.load_in_4bit,
+        quantization_config=quantization,
     )
-    policy = PeftModel.from_pretrained(model, adapter.repo_id, revision=adapter.load_revision, is_trainable=True)
-    return policy, dtype
+    return loaded.model, loaded.dtype
 
 
 def load_reward_scorers(script_args: RewardScriptArguments) -> tuple[dict[str, Any], dict[str, Any]]:
     """The scoring models the chosen rewards need, at resolved revisions, and their record."""
-    from dialoghub.hub.client.refs import resolve_repo
-    from dialoghub.metrics import PROFANITY_CHECK, SemanticSimilarity, load_toxicity_scorer
-
     scorers: dict[str, Any] = {}
     record: dict[str, Any] = {}
     if rewards.NON_TOXICITY in script_args.rewards:
-        if script_args.toxicity == PROFANITY_CHECK:
-            scorers["toxicity_scorer"] = load_toxicity_scorer(PROFANITY_CHECK)
-            record["toxicity"] = {"id": PROFANITY_CHECK}
-        else:
-            classifier = resolve_repo(script_args.toxicity)
-            scorers["toxicity_scorer"] = load_toxicity_scorer(classifier.repo_id, revision=classifier.sha)
-            record["toxicity"] = {"id": classifier.repo_id, "sha": classifier.sha}
+        scorers["toxicity_scorer"], record["toxicity"] = load_toxicity(script_args.toxicity)
     if rewards.SEMANTIC_SIMILARITY in script_args.rewards:
         if not script_args.embedding_model:
             raise ValueError("the semantic_similarity reward needs embedding_model")
-        embedding = resolve_repo(script_args.embedding_model)
-        scorers["semantic_similarity"] = SemanticSimilarity(embedding.repo_id, revision=embedding.sha)
-        record["semantic_similarity"] = {"id": embedding.repo_id, "sha": embedding.sha}
+        scorers["semantic_similarity"], record["semantic_similarity"] = load_semantic_similarity(
+            script_args.embedding_model
+        )
     return scorers, record
 
 
@@ -285,8 +261,6 @@ def build_trainer(
 ):
     """The GRPO trainer of the SFT policy, its reward functions (built from the recipe's `rewards` unless given), and
     the run's provenance record."""
-    from dialoghub.models.generation import load_tokenizer
-
     if training_args.use_vllm and (model_args.load_in_4bit or model_args.load_in_8bit):
         # trl's vLLM weight sync merges the adapter into the quantized layers and sends vLLM tensors of the wrong shape
         # (huggingface/trl#4973, open against trl 1.x); generate with transformers, or drop load_in_4bit for vLLM
@@ -350,11 +324,7 @@ def plot_reward_curve(trainer, reward_names: list[str], path: Path) -> Path:
     kl_axis.set_ylabel("KL to the SFT policy (per token)")
     kl_axis.grid(alpha=0.3)
     figure.tight_layout()
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
-        figure.savefig(tmp.name, dpi=100, metadata={"Software": None})
-    plt.close(figure)
-    os.replace(tmp.name, path)
-    return path
+    return save_figure(figure, path, dpi=100, metadata={"Software": None})
 
 
 def _mean(values: list[float]) -> float | None:
@@ -363,8 +333,6 @@ def _mean(values: list[float]) -> float | None:
 
 def training_summary(script_args, training_args: GRPOConfig, model_args, trainer, record: dict) -> dict[str, Any]:
     """Everything the card needs, written beside the adapter as training_summary.json."""
-    from dialoghub.core.provenance import package_versions
-
     reward_names = [function.__name__ for function in trainer.reward_funcs]
     weights = training_args.reward_weights or [1.0] * len(reward_names)
     reward_means = {}
@@ -431,8 +399,8 @@ def save_adapter(trainer, tokenizer, output_dir: Path) -> None:
 
 
 def train(script_args, training_args: GRPOConfig, model_args: ModelConfig, callbacks=None, reward_functions=None):
-    """Reward-tune and save the adapter, tokenizer, reward curve and training summary to output_dir (and publish
-    with `push`). Returns the trainer."""
+    """Reward-tune and save the adapter, tokenizer, reward curve and training summary to output_dir; the script
+    publishes them (`dialoghub.reward.card.push_reward_adapter`). Returns the trainer."""
     if script_args.push and not (training_args.hub_model_id and script_args.release_tag):
         raise ValueError("--push needs hub_model_id and release_tag")
     train_dataset, data_record = load_prompts(script_args, training_args.seed)
@@ -446,9 +414,5 @@ def train(script_args, training_args: GRPOConfig, model_args: ModelConfig, callb
     if trainer.is_world_process_zero():
         plot_reward_curve(trainer, [f.__name__ for f in trainer.reward_funcs], output_dir / REWARD_CURVE_FILE)
         summary = training_summary(script_args, training_args, model_args, trainer, record | data_record)
-        atomic_write(output_dir / SUMMARY_FILE, (json.dumps(summary, indent=2, default=str) + "\n").encode("utf-8"))
-        if script_args.push:
-            from dialoghub.reward.card import push_reward_adapter
-
-            push_reward_adapter(output_dir, training_args.hub_model_id, script_args.release_tag)
+        write_summary(output_dir, summary)
     return trainer

@@ -2,7 +2,7 @@
 
 The arguments are trl's dataclasses, extended (`AdapterScriptArguments`, `AdapterSFTConfig`; `ModelConfig` as is), so
 a recipe YAML parsed by `trl.TrlParser` and CLI flags set the same fields. `scripts/train_adapter.py` is the entry
-point; `train` is the whole run, callable from tests.
+point and publishes; `train` is the whole run and returns the trainer, callable from tests.
 
 Speed without changing what is learned: `AdapterSFTTrainer` (`dialoghub/sft/trainer.py`) feeds each batch
 padding-free and projects through the LM head only the positions whose next token is in the loss.
@@ -11,11 +11,9 @@ padding-free and projects through the LM head only the positions whose next toke
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,12 +23,14 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 
+from dialoghub.core.files import save_figure
 from dialoghub.core.hardware import resolve_dtype
 from dialoghub.core.provenance import package_versions
+from dialoghub.core.recipes import trainer_parser
 from dialoghub.hub.client.refs import resolve_repo
 from dialoghub.models import prompts
-from dialoghub.models.generation import load_tokenizer
-from dialoghub.models.release import SUMMARY_FILE, push_adapter
+from dialoghub.models.loading import load_tokenizer
+from dialoghub.sft.card import write_summary
 from dialoghub.sft.trainer import SEGMENT_LENGTHS, AdapterSFTTrainer, has_varlen_kernel, shared_prefix_example
 
 logger = logging.getLogger(__name__)
@@ -318,12 +318,7 @@ def plot_loss_curve(log_history: list[dict], path: str | Path) -> Path:
     axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    path = Path(path)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
-        figure.savefig(tmp.name, dpi=100)
-    plt.close(figure)
-    os.replace(tmp.name, path)
-    return path
+    return save_figure(figure, Path(path), dpi=100)
 
 
 def hub_sha(name: str, revision: str | None, repo_type: str) -> str | None:
@@ -410,7 +405,8 @@ def train(
     model_args: ModelConfig,
     callbacks: list[TrainerCallback] | None = None,
 ) -> SFTTrainer:
-    """Train, evaluate and save the adapter, tokenizer, loss curve and training summary to output_dir."""
+    """Train, evaluate and save the adapter, tokenizer, loss curve and training summary to output_dir; the script
+    publishes them (`dialoghub.sft.card.push_adapter`)."""
     if script_args.push and not training_args.hub_model_id:
         raise ValueError("--push needs --hub_model_id (the adapter repo, e.g. org/summarizer-lora)")
     check_report_to(training_args)
@@ -429,25 +425,15 @@ def train(
         summary = training_summary(
             script_args, training_args, model_args, trainer, eval_metrics, widget_example(script_args, eval_dataset)
         )
-        tmp = output_dir / f".{SUMMARY_FILE}.tmp"
-        tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, output_dir / SUMMARY_FILE)
-        if script_args.push:
-            push_adapter(output_dir, training_args.hub_model_id, script_args.release_tag)
+        write_summary(output_dir, summary)
     return trainer
 
 
 def parser(*extra_dataclasses, description: str | None = None):
     """The `TrlParser` of an adapter recipe (plus the fields of `extra_dataclasses`, for the entry points that read the
     same recipe); `description` heads its --help."""
-    import argparse
-
-    from trl import TrlParser
-
-    return TrlParser(
-        (AdapterScriptArguments, AdapterSFTConfig, ModelConfig, *extra_dataclasses),
-        description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    return trainer_parser(
+        AdapterScriptArguments, AdapterSFTConfig, ModelConfig, *extra_dataclasses, description=description
     )
 
 

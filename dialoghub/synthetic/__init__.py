@@ -5,8 +5,9 @@
 - `run`: candidates, few-shot prompts, generation and filtering (`generate_dialogues`);
 - `publish`: parquet, card and tagged push.
 
-`generate_and_publish` is the whole stage in one call; `scripts/generate_dialogues.py` is its entry point, configured
-by `datasets_repo/synthetic-dialogues/recipe.yaml`.
+The pipeline runs `scripts/generate_dialogues.py` with `datasets_repo/synthetic-dialogues/recipe.yaml` (generate,
+compare with the baseline, publish). `generate_and_publish` is the same generate-and-publish in one Python call, for
+a notebook or a test; it makes no baseline comparison.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from dialoghub.core.paths import project_org
+from dialoghub.synthetic.publish import publish
 from dialoghub.synthetic.run import (
     DEFAULT_GENERATOR_ADAPTER,
     DEFAULT_SUMMARIZER_ADAPTER,
@@ -27,8 +30,6 @@ logger = logging.getLogger(__name__)
 
 
 def default_repo_id() -> str:
-    from dialoghub.core.paths import project_org
-
     return f"{project_org()}/synthetic-dialogues"
 
 
@@ -50,8 +51,6 @@ def generate_and_publish(
     without an adapter, zero-shot with one; round-trip filtering with `org/summarizer-lora` on its own base if that
     exists. Other `SyntheticConfig` fields go in `config`.
     """
-    from dialoghub.synthetic.publish import publish
-
     adapter = resolve_auto(adapter, DEFAULT_GENERATOR_ADAPTER)
     run_config = SyntheticConfig(
         splits=dict(splits),

@@ -12,6 +12,8 @@ import dataclasses
 import logging
 from typing import Any
 
+from dialoghub.metrics.bootstrap import bootstrap_indices
+from dialoghub.metrics.paired import paired_estimates
 from dialoghub.synthetic import filters
 
 logger = logging.getLogger(__name__)
@@ -36,8 +38,6 @@ def per_summary_scores(rows: list[dict]) -> dict[str, list[float]]:
 
 def compare(generator_rows: list[dict], baseline_rows: list[dict], n_bootstrap: int = 1000, seed: int = 0) -> dict:
     """Each side's mean with its 95 % interval, and the paired difference (generator - baseline) with its own."""
-    from dialoghub.metrics.bootstrap import bootstrap_indices, mean_estimate
-
     keys = [(row["source_conversation_id"], row["source_summary_index"]) for row in generator_rows]
     baseline_keys = [(row["source_conversation_id"], row["source_summary_index"]) for row in baseline_rows]
     if keys != baseline_keys:
@@ -46,10 +46,10 @@ def compare(generator_rows: list[dict], baseline_rows: list[dict], n_bootstrap: 
     ours, theirs = per_summary_scores(generator_rows), per_summary_scores(baseline_rows)
     metrics = {}
     for name in COMPARED_METRICS:
-        difference = [a - b for a, b in zip(ours[name], theirs[name], strict=True)]
+        estimates = paired_estimates(ours[name], theirs[name], indices)
         metrics[name] = {
-            side: dataclasses.asdict(mean_estimate(values, indices))
-            for side, values in (("generator", ours[name]), ("baseline", theirs[name]), ("difference", difference))
+            side: dataclasses.asdict(estimates[key])
+            for side, key in (("generator", "ours"), ("baseline", "theirs"), ("difference", "difference"))
         }
     return {"samples": len(keys), "n_bootstrap": n_bootstrap, "seed": seed, "metrics": metrics}
 

@@ -16,9 +16,10 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from dialoghub.core.ngrams import ngrams, shingles
+from dialoghub.core.ngrams import ngrams, shingles, words
 from dialoghub.data.validation import NEAR_DUPLICATE_JACCARD, SHINGLE_WORDS
-from dialoghub.models import prompts
+from dialoghub.metrics.rouge import split_sentences
+from dialoghub.models import leakage, prompts
 from dialoghub.models.generation import STOP_LENGTH, STOP_LOOP
 
 # Bump when a change here would accept or reject other rows: runs record it, and resume only with the same one.
@@ -83,8 +84,7 @@ FILTERS = {
 }
 
 QUOTES = {'"': '"', "“": "”", "'": "'"}
-CHAT_MARKERS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "im_start|>", "<|im_end")
-FOREIGN_LABEL = re.compile(r"^[ \t*#]*(system|user|assistant|summary)[ \t*]*:", re.IGNORECASE | re.MULTILINE)
+FOREIGN_LABEL = leakage.label_pattern(leakage.DIALOGUE_FOREIGN_LABELS)
 # A line that starts like a turn of another speaker ("Client: ...", "Mei: ...", "The Company: ..."); the parser would
 # fold it into the turn before, giving that speaker words they did not say.
 TURN_START = re.compile(rf"^(?:{'|'.join(prompts.ROLES)}):")
@@ -98,12 +98,6 @@ INSTRUCTION_NGRAM = 6
 MIN_COPIED_SENTENCE_WORDS = 6
 EXAMPLE_COPY_FRACTION = 0.5
 MIN_REPEATED_TURN_WORDS = 4
-_WORD = re.compile(r"[a-z0-9']+")
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased word tokens, punctuation dropped: what duplicate and copy checks compare."""
-    return _WORD.findall(text.lower())
 
 
 def dialogue_text(dialogue: Sequence[Mapping[str, str]]) -> str:
@@ -224,18 +218,14 @@ def parse_generated(text: str, config: FilterConfig = FilterConfig()) -> Parsed:
 def _leakage(
     text: str, dialogue: list[dict[str, str]], summary: str, examples: Sequence[Sequence[Mapping[str, str]]]
 ) -> str | None:
-    lowered = text.lower()
-    if marker := next((marker for marker in CHAT_MARKERS if marker in lowered), None):
+    if marker := leakage.chat_marker(text):
         return f"chat-template token {marker!r}"
     if label := FOREIGN_LABEL.search(text):
         return f"foreign label {label.group(0).strip()!r}"
+    if leakage.repeats_instructions(dialogue_text(dialogue), prompts.GENERATE, INSTRUCTION_NGRAM):
+        return "repeats the instructions"
     spoken = words(dialogue_text(dialogue))
     spoken_text = " ".join(spoken)
-    spoken_ngrams = shingles(spoken, INSTRUCTION_NGRAM)
-    instructions = [prompts.SYSTEM_PROMPTS[prompts.GENERATE], prompts.GENERATE_INSTRUCTION]
-    if any(shingles(words(instruction), INSTRUCTION_NGRAM) & spoken_ngrams for instruction in instructions):
-        return "repeats the instructions"
-    from dialoghub.metrics.rouge import split_sentences
 
     for sentence in split_sentences(summary):
         sentence_words = words(sentence)

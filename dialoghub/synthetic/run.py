@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from dialoghub.core.paths import base_dir, project_org
+from dialoghub.hub.client.publish import RELEASE_TAG
 from dialoghub.hub.client.refs import resolve_repo
+from dialoghub.metrics.rouge import rouge_per_sample
+from dialoghub.metrics.toxicity import load_toxicity_scorer
 from dialoghub.models import prompts
-from dialoghub.models.base_models import RELEASE_TAG, SMOLLM2
+from dialoghub.models.base_models import SMOLLM2
 from dialoghub.models.generation import (
     ROUND_TRIP_GENERATION,
     GenerationSettings,
@@ -279,7 +282,6 @@ class DialogueFactory:
     """The models and the per-chunk work: generate, filter, score."""
 
     def __init__(self, config: SyntheticConfig, generator: Generator, summarizer: Generator | None) -> None:
-        from dialoghub.metrics.toxicity import load_toxicity_scorer
 
         self.config = config
         self.generator = generator
@@ -362,7 +364,6 @@ class DialogueFactory:
     def _round_trip(self, rows: list[dict]) -> None:
         if self.summarizer is None or not rows:
             return
-        from dialoghub.metrics.rouge import rouge_per_sample
 
         conversations = [prompts.summarize_messages(row["dialogue"], row["conversation_id"]) for row in rows]
         summaries = round_trip_summaries(self.summarizer, conversations)

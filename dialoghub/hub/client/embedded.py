@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from dialoghub.core import hubenv
 from dialoghub.core.paths import hub_root
 from dialoghub.core.processes import GroupProcess
 
@@ -145,9 +146,7 @@ def hub_session(root: str | Path | None = None) -> Iterator[EmbeddedHub]:
     terminal) is reused and left running. Otherwise the embedded Hub is started on that port with its repos under
     `root` (default: `$DIALOGHUB_BASE_DIR/hub`) and stopped when the block ends, however it ends (see `start_hub`).
     """
-    from dialoghub.core import hubenv
-
-    endpoint = hubenv.ENDPOINT
+    endpoint = hubenv.endpoint()
     _check_hf_libraries_agree(endpoint)
     parsed = urlparse(endpoint)
     if parsed.hostname not in ("127.0.0.1", "localhost", "::1") or hub_is_up(endpoint):

@@ -21,6 +21,8 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+# The release every stage publishes and reads by default: recipes and pipeline name it as `ID@v1.0`
+RELEASE_TAG = "v1.0"
 CARD_FILE = "README.md"
 # Kept by `upload_folder` whatever `delete_patterns` says
 GITATTRIBUTES = ".gitattributes"
@@ -47,6 +49,17 @@ def tag_commit(api, repo_id: str, tag: str, repo_type: str = "model") -> str | N
     return next(
         (ref.target_commit for ref in api.list_repo_refs(repo_id, repo_type=repo_type).tags if ref.name == tag), None
     )
+
+
+def released_commit(repo_id: str | None, tag: str | None, api=None, repo_type: str = "model") -> str | None:
+    """The commit of `repo_id`@`tag` when that release exists, else None (a release is never replaced, so a stage
+    that finds its release has nothing to do)."""
+    from huggingface_hub import HfApi
+
+    if not (repo_id and tag):
+        return None
+    api = api or HfApi()
+    return tag_commit(api, repo_id, tag, repo_type) if api.repo_exists(repo_id, repo_type=repo_type) else None
 
 
 def upload_files(folder: Path) -> dict[str, Path]:

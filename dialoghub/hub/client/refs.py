@@ -1,4 +1,5 @@
-"""References to Hub repos, as every entry point and config takes them: `ID`, `ID@REV`, a local folder, or "none".
+"""References to Hub repos, as every entry point and config takes them: `ID`, `ID@REV`, a local folder (or "none",
+`dialoghub.core.recipes.optional_reference`).
 
 `resolve_repo` turns a reference into the commit sha it points at now, so a stage loads exactly that commit and
 records it: a branch that moves during a run cannot mix two versions.
@@ -8,9 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-
-NONE = "none"
-"""How a config or a command line says "no repo" for an optional reference (any case)."""
 
 
 class RepoReferenceError(ValueError):
@@ -23,11 +21,6 @@ class UnknownRepoError(RepoReferenceError):
 
 class UnknownRevisionError(RepoReferenceError):
     """The repo exists, but not the revision."""
-
-
-def optional_reference(value: str | None) -> str | None:
-    """None for an absent reference (None, "" or "none"), else the reference unchanged."""
-    return None if value is None or value.strip().lower() in ("", NONE) else value
 
 
 def split_revision(reference: str) -> tuple[str, str | None]:
@@ -94,3 +87,12 @@ def resolve_repo(reference: str, revision: str | None = None, repo_type: str = "
             f"no {repo_type} repo {repo_id!r} on {api.endpoint}, and no local folder of that name"
         ) from error
     return ResolvedRepo(repo_id, revision, sha)
+
+
+def repo_record(reference: str | None, repo_type: str = "model") -> dict[str, str | None] | None:
+    """`{"id", "revision", "sha"}` of a Hub repo (`ID` or `ID@REV`) or a local folder (sha None), as records name
+    it."""
+    if reference is None:
+        return None
+    resolved = resolve_repo(reference, repo_type=repo_type)
+    return {"id": resolved.repo_id, "revision": resolved.revision, "sha": resolved.sha}

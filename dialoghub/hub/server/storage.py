@@ -63,10 +63,6 @@ def gitattributes_text() -> str:
     return "".join(f"{pattern} filter=lfs diff=lfs merge=lfs -text\n" for pattern in INITIAL_GITATTRIBUTES.split())
 
 
-def git_blob_sha(data: bytes) -> str:
-    return Blob.from_string(data).id.decode()
-
-
 def lfs_pointer(oid: str, size: int) -> bytes:
     return LFS_POINTER_PREFIX + f"oid sha256:{oid}\nsize {size}\n".encode()
 

@@ -1,25 +1,44 @@
-"""Model cards of the LoRA adapters, rendered from `models_repo/<adapter>/README.md.j2`, and their publication."""
+"""The SFT adapters' model cards, rendered from `models_repo/<adapter>/README.md.j2` with `ModelCard.from_template`,
+and the one release path of a trained adapter folder, for the SFT and the reward-tuned adapters alike: its run
+summary, the files it publishes, and the publication under the tag policy of `dialoghub.hub.client.publish` (the
+reward-tuned card, `dialoghub.reward.card`, is released through it too). The scripts push, as alignment-handbook's do.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
+from dialoghub.core.files import atomic_write
 from dialoghub.core.paths import REPO_ROOT
-from dialoghub.hub.client.publish import Publication, publish_files
+from dialoghub.hub.client.embedded import hub_session
+from dialoghub.hub.client.publish import RELEASE_TAG, Publication, publish_files, released_commit
+from dialoghub.hub.client.refs import resolve_repo
 from dialoghub.models import prompts
+from dialoghub.models.loading import FLOAT32, load_model
 
 logger = logging.getLogger(__name__)
 
-MODELS_REPO_DIR = REPO_ROOT / "models_repo"
-DEFAULT_RELEASE_TAG = "v1.0"
 SUMMARY_FILE = "training_summary.json"
+# What every adapter repo holds: the adapter and the tokenizer (with its chat template)
+ADAPTER_FILES = (
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+)
+REQUIRED_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+MODELS_REPO_DIR = REPO_ROOT / "models_repo"
 
 # The card template of each task's adapter, and the Hub tag naming the task
 ADAPTER_TEMPLATES = {
@@ -35,24 +54,60 @@ TASK_TARGETS = {prompts.SUMMARIZE: "summary", prompts.GENERATE: "dialogue"}
 SHARED_SECTIONS_TEMPLATE = MODELS_REPO_DIR / "adapter-results-and-training.md.j2"
 MERGED_TEMPLATE = MODELS_REPO_DIR / "merged-adapter.md.j2"
 
-# What every adapter repo holds: the adapter and the tokenizer (with its chat template)
-ADAPTER_FILES = (
-    "adapter_config.json",
-    "adapter_model.safetensors",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "chat_template.jinja",
-)
 # An SFT adapter's repo adds its loss curve and run summary
 PUBLISHED_FILES = (*ADAPTER_FILES, "loss_curve.png", SUMMARY_FILE)
 
 
-def read_summary(adapter_dir: str | Path) -> dict[str, Any]:
+def write_summary(output_dir: str | Path, summary: dict[str, Any]) -> Path:
+    """The run summary every card is rendered from, written whole or not at all."""
+    path = Path(output_dir) / SUMMARY_FILE
+    atomic_write(path, (json.dumps(summary, indent=2, default=str) + "\n").encode("utf-8"))
+    return path
+
+
+def read_summary(adapter_dir: str | Path, written_by: str = "scripts/train_adapter.py") -> dict[str, Any]:
     path = Path(adapter_dir) / SUMMARY_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: train with scripts/train_adapter.py first")
+        raise FileNotFoundError(f"{path} is missing: run {written_by} first")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def publish_adapter(
+    adapter_dir: str | Path,
+    repo_id: str,
+    card: ModelCard,
+    file_names: Sequence[str],
+    commit_message: str,
+    release_tag: str | None = None,
+    api: HfApi | None = None,
+) -> Publication:
+    """Publish the adapter folder's `file_names` (those present; the adapter itself required) with `card` to
+    `repo_id` as release `release_tag` (default `RELEASE_TAG`): the same adapter again is already released; another
+    one under that tag is refused before anything is pushed."""
+    adapter_dir = Path(adapter_dir)
+    files = {name: adapter_dir / name for name in file_names if (adapter_dir / name).is_file()}
+    if missing := set(REQUIRED_FILES) - set(files):
+        raise FileNotFoundError(f"{adapter_dir} lacks {sorted(missing)}")
+    return publish_files(
+        api or HfApi(), files, card, repo_id, commit_message=commit_message, tag=release_tag or RELEASE_TAG
+    )
+
+
+def train_and_release(train, push, script_args, training_args, model_args, saved: str) -> None:
+    """What an adapter script does, in the Hub session: nothing when `skip_if_released` finds the release, else
+    `train(...)`, then `push(output_dir, hub_model_id, release_tag)` with `--push` (main process only)."""
+    with hub_session():
+        repo_id, release_tag = training_args.hub_model_id, script_args.release_tag
+        if script_args.skip_if_released and (released := released_commit(repo_id, release_tag)):
+            print(f"{repo_id}@{release_tag} is already released ({released}); kept")
+            return
+        trainer = train(script_args, training_args, model_args)
+        if trainer.is_world_process_zero():
+            print(f"{saved} saved to {training_args.output_dir}")
+            if script_args.push:
+                push(training_args.output_dir, repo_id, release_tag)
+                print(f"Published to {repo_id} at tag {release_tag}")
+        trainer.end()
 
 
 def eval_results(summary: dict[str, Any]) -> list[EvalResult]:
@@ -122,38 +177,28 @@ def merged_card(summary: dict[str, Any], repo_id: str, release_tag: str) -> Mode
 def push_adapter(
     adapter_dir: str | Path, repo_id: str, release_tag: str | None = None, api: HfApi | None = None
 ) -> Publication:
-    """Publish the adapter folder with its card to `repo_id` as release `release_tag` (the tag policy of
-    `dialoghub.hub.client.publish`: the same adapter again is already released; another one under that tag is
-    refused)."""
-    adapter_dir = Path(adapter_dir)
-    release_tag = release_tag or DEFAULT_RELEASE_TAG
+    """Publish the adapter folder with its card to `repo_id` as release `release_tag` (the one release path above)."""
+    release_tag = release_tag or RELEASE_TAG
     summary = read_summary(adapter_dir)
-    files = {name: adapter_dir / name for name in PUBLISHED_FILES if (adapter_dir / name).is_file()}
-    missing = {"adapter_config.json", "adapter_model.safetensors"} - set(files)
-    if missing:
-        raise FileNotFoundError(f"{adapter_dir} lacks {sorted(missing)}")
-    message = f"{summary['task']} adapter {release_tag} ({summary['base_model']})"
     card = adapter_card(summary, repo_id, release_tag)
-    return publish_files(api or HfApi(), files, card, repo_id, commit_message=message, tag=release_tag)
+    message = f"{summary['task']} adapter {release_tag} ({summary['base_model']})"
+    return publish_adapter(adapter_dir, repo_id, card, PUBLISHED_FILES, message, release_tag, api)
 
 
 def push_merged(
     adapter_dir: str | Path, repo_id: str, release_tag: str | None = None, api: HfApi | None = None
 ) -> Publication:
     """Merge the adapter into its base model (at the recorded revision) and publish the result as a model repo."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     adapter_dir = Path(adapter_dir)
-    release_tag = release_tag or DEFAULT_RELEASE_TAG
+    release_tag = release_tag or RELEASE_TAG
     summary = read_summary(adapter_dir)
-    base = AutoModelForCausalLM.from_pretrained(
-        summary["base_model"],
-        revision=summary.get("base_model_sha") or summary["base_model_revision"],
-        dtype=torch.float32,  # merge into full-precision weights, even after QLoRA
-    )
-    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    # A local base folder has no revision (trl's ModelConfig still records "main" for it)
+    revision = summary.get("base_model_sha") or summary["base_model_revision"]
+    base = resolve_repo(summary["base_model"], None if Path(summary["base_model"]).is_dir() else revision)
+    # merged into full-precision weights, even after QLoRA
+    merged = load_model(base, resolve_repo(str(adapter_dir)), dtype=FLOAT32, target_device="cpu").model
     with tempfile.TemporaryDirectory(prefix="dialoghub-merged-") as folder:
         folder = Path(folder)
         merged.save_pretrained(folder)

@@ -1,0 +1,101 @@
+"""The reward-tuned adapter's before/after table (SFT parent vs reward-tuned) and model-index, read from the
+leaderboard's results records, never typed in: `refresh_card` re-renders the released adapter's card
+(`dialoghub.reward.card`) once the evaluation rows of both adapters are there, as a card-only commit on main (the
+release tag keeps pointing at the same adapter files). `scripts/reward_tune.py --refresh_card true` runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import HfApi
+
+from dialoghub.evaluation.comparisons import SECTION_HEADING
+from dialoghub.evaluation.leaderboard import results_url
+from dialoghub.evaluation.model_card import eval_results, replace_section, section_of
+from dialoghub.evaluation.results import default_results_repo, load_details, load_records
+from dialoghub.hub.client.publish import tag_commit
+from dialoghub.metrics.paired import paired_change
+from dialoghub.reward.card import COMPARED, PAIRED_COLUMNS, PROVOCATION_TASK, RELEVANCE_TASK, render_card
+from dialoghub.sft.card import SUMMARY_FILE
+
+
+def latest_record(records: list[dict], task: str, adapter_id: str, adapter_sha: str) -> dict | None:
+    """The newest record of that adapter commit on the task's test split (full split: no limit)."""
+    matching = [
+        record
+        for record in records
+        if record["task"] == task
+        and record["system"].get("adapter_id") == adapter_id
+        and record["system"].get("adapter_sha") == adapter_sha
+        and record["dataset"]["split"] == "test"
+        and record["dataset"].get("limit") is None
+    ]
+    return max(matching, key=lambda record: record["created_at"], default=None)
+
+
+def comparison(records: list[dict], sft: tuple[str, str], tuned: tuple[str, str], details=None) -> dict[str, Any]:
+    """The before/after rows: each metric's estimate (value, 95 % interval) for the SFT parent and the reward-tuned
+    adapter, and, where both have per-sample details (`details(record) -> {column: list}`), the paired bootstrap
+    change (absolute, and relative to the parent in %) over the same dialogs."""
+    found = {
+        (task, role): latest_record(records, task, *adapter)
+        for task in (RELEVANCE_TASK, PROVOCATION_TASK)
+        for role, adapter in (("sft", sft), ("tuned", tuned))
+    }
+    rows = []
+    for task, metric, label in COMPARED:
+        before, after = found[(task, "sft")], found[(task, "tuned")]
+        if before is None or after is None or metric not in before["metrics"] or metric not in after["metrics"]:
+            continue
+        row = {"label": label, "task": task, "metric": metric, "sft": before["metrics"][metric]}
+        row["tuned"] = after["metrics"][metric]
+        row["change"] = None
+        if details is not None and metric in PAIRED_COLUMNS:
+            row["change"] = paired_change(
+                details(before), details(after), PAIRED_COLUMNS[metric], before["bootstrap"]["resamples"]
+            )
+        rows.append(row)
+    provocation = found[(PROVOCATION_TASK, "tuned")] or found[(PROVOCATION_TASK, "sft")]
+    records_used = {f"{task}/{role}": record.get("results_file") for (task, role), record in found.items() if record}
+    return {
+        "provocation_dataset": provocation["dataset"]["id"] if provocation else None,
+        "rows": rows,
+        "records": records_used,
+        "tuned_records": [found[(t, "tuned")] for t in (RELEVANCE_TASK, PROVOCATION_TASK) if found[(t, "tuned")]],
+    }
+
+
+def refresh_card(repo_id: str, release_tag: str, results_repo: str | None = None, api: HfApi | None = None) -> str:
+    """Re-render the card of `repo_id`@`release_tag` with the before/after table and model-index from the results
+    repo; pushed to main on top of its head (a concurrent commit makes it fail, not overwrite). Returns the commit."""
+    from huggingface_hub import hf_hub_download
+
+    api = api or HfApi()
+    released = tag_commit(api, repo_id, release_tag)
+    if released is None:
+        raise ValueError(f"{repo_id} has no release {release_tag}: publish it first (--push true)")
+    summary = json.loads(Path(hf_hub_download(repo_id, SUMMARY_FILE, revision=released)).read_text(encoding="utf-8"))
+    results_repo = results_repo or default_results_repo()
+    records, results_sha = load_records(results_repo, api=api)
+
+    def details(record: dict) -> dict[str, list]:
+        return load_details(results_repo, record, results_sha)
+
+    sft = (summary["sft_adapter"]["id"], summary["sft_adapter"]["sha"])
+    compared = comparison(records, sft, (repo_id, released), details)
+    eval_entries = [
+        entry
+        for record in compared["tuned_records"]
+        for entry in eval_results(record, results_url(results_repo, results_sha, record["results_file"]))
+    ]
+    card = render_card(summary, repo_id, release_tag, compared, eval_entries)
+    head = api.model_info(repo_id).sha
+    # The leaderboard's --update_card wrote a paired-comparison section into the card at head: keep it.
+    current = Path(hf_hub_download(repo_id, "README.md", revision=head)).read_text(encoding="utf-8")
+    if (kept := section_of(current, SECTION_HEADING)) is not None:
+        card.text = replace_section(card.text, SECTION_HEADING, kept)
+    return card.push_to_hub(
+        repo_id, commit_message=f"Card: before/after from {results_repo}@{results_sha[:7]}", parent_commit=head
+    ).oid
