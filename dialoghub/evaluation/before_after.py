@@ -85,6 +85,7 @@ def refresh_card(repo_id: str, release_tag: str, results_repo: str | None = None
 
     sft = (summary["sft_adapter"]["id"], summary["sft_adapter"]["sha"])
     compared = comparison(records, sft, (repo_id, released), details)
+    compared["results_repo"], compared["results_sha"] = results_repo, results_sha
     eval_entries = [
         entry
         for record in compared["tuned_records"]
