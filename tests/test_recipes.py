@@ -15,9 +15,9 @@ from huggingface_hub import HfApi
 
 from dialoghub.core import processes
 from dialoghub.core.paths import REPO_ROOT
-from dialoghub.evaluation import leaderboard
 from dialoghub.hub.client.embedded import free_loopback_port, hub_is_up
 from dialoghub.sft.training import parse_args as parse_training_args
+from evaluation import leaderboard as leaderboard_cli
 
 PIPELINE = REPO_ROOT / "scripts" / "pipeline.yaml"
 
@@ -32,8 +32,8 @@ def load_script(name: str):
 def parse_with(entry_point: list[str], arguments: list[str]):
     """Parse `arguments` as `entry_point` does (`scripts/x.py [command]` or `-m evaluation.leaderboard command`)."""
     if entry_point[0] == "-m":
-        assert entry_point[1] == "dialoghub.evaluation.leaderboard"
-        return leaderboard.parse_args([*entry_point[2:], *arguments])
+        assert entry_point[1] == "evaluation.leaderboard"
+        return leaderboard_cli.parse_args([*entry_point[2:], *arguments])
     name = entry_point[0].removeprefix("scripts/").removesuffix(".py")
     if name == "train_adapter":
         return parse_training_args(arguments)
@@ -50,7 +50,7 @@ RECIPES = {
     "models_repo/summarizer-lora/recipe-gpu.yaml": (["scripts/train_adapter.py"], ["--use_cpu", "true"]),
     "models_repo/dialogue-generator-lora/recipe.yaml": (["scripts/train_adapter.py"], []),
     "models_repo/dialogue-generator-lora/recipe-gpu.yaml": (["scripts/train_adapter.py"], ["--use_cpu", "true"]),
-    "evaluation/recipes/leaderboard.yaml": (["-m", "dialoghub.evaluation.leaderboard", "eval"], []),
+    "evaluation/recipes/leaderboard.yaml": (["-m", "evaluation.leaderboard", "eval"], []),
     "spaces/dialoghub-demo/recipe.yaml": (["scripts/demo.py"], []),
     "datasets_repo/tweetsumm-provocation/recipe.yaml": (["scripts/build_provocation.py"], []),
     "models_repo/summarizer-grpo-lora/recipe.yaml": (["scripts/reward_tune.py"], []),
@@ -108,8 +108,8 @@ ENTRY_POINTS = [
     ["scripts/pipeline.py"],
     ["scripts/build_provocation.py"],
     ["scripts/reward_tune.py"],
-    ["-m", "dialoghub.evaluation.leaderboard", "eval"],
-    ["-m", "dialoghub.evaluation.leaderboard", "show"],
+    ["-m", "evaluation.leaderboard", "eval"],
+    ["-m", "evaluation.leaderboard", "show"],
 ]
 
 

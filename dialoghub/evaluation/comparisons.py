@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from huggingface_hub import hf_hub_download
 
 from dialoghub.evaluation import results
 from dialoghub.evaluation.tasks import get_task
@@ -139,9 +141,6 @@ def comparison_section(
     """The card section comparing an adapter row with its base model's zero-shot row (and, given
     `parent_adapter_sha`, with that adapter's row: the reward-tuned adapter's SFT parent) from the results repo, as
     (heading, markdown); none when the row is no adapter's or no parent row is there."""
-    import pandas as pd
-    from huggingface_hub import hf_hub_download
-
     system = record["system"]
     if system["kind"] != results.ADAPTER:
         return None

@@ -43,8 +43,11 @@ def repo_record(reference: str | None, repo_type: str = "model") -> dict[str, st
     return {"id": resolved.repo_id, "revision": resolved.revision, "sha": resolved.sha}
 
 
-def pinned(repo: dict[str, str | None]) -> str:
-    return repo["id"] if repo["sha"] is None else f"{repo['id']}@{repo['sha']}"
+def pinned(repo: dict[str, str | None] | None) -> str | None:
+    """`ID@SHA` of a recorded repo (`ID` for one that has no sha: a folder, a named rule set), or none."""
+    if repo is None or repo.get("id") is None:
+        return None
+    return f"{repo['id']}@{repo['sha']}" if repo.get("sha") else repo["id"]
 
 
 def model_label(repo_id: str, revision: str | None, sha: str | None) -> str:
