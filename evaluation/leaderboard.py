@@ -49,7 +49,8 @@ PROG = "python -m evaluation.leaderboard"
 
 @dataclass
 class ShowArguments:
-    """The ranked leaderboard, read from the results repo alone."""
+    """The ranked leaderboard: the benchmark's Hub leaderboard when the dataset has an `eval.yaml`, else the
+    results repo alone."""
 
     results_repo: str | None = field(
         default=None, metadata={"help": "Results dataset repo (none: <org>/dialoghub-results)."}

@@ -1,4 +1,5 @@
-"""A leaderboard record's headline metrics written into the evaluated adapter's card as `model-index`."""
+"""A leaderboard record's metrics written into the evaluated adapter's (or submitted model's) card as
+`model-index`."""
 
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ class Task:
     prompt_function: Callable[[Mapping[str, Any]], Doc]
     scorer: Callable[[Sequence[Doc], Sequence[str], Scorers], TaskScores]
     headline_metric: str
-    """The metric the leaderboard ranks by (higher is better)."""
+    """The metric the leaderboard ranks by (best first: see `headline_higher_is_better`)."""
     leaderboard_metrics: tuple[str, ...]
     """The metrics shown as columns of the leaderboard, headline first."""
     max_new_tokens: int
