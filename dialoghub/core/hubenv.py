@@ -25,7 +25,6 @@ os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-
 def endpoint() -> str:
     """The Hub the Hugging Face libraries talk to, read when asked: a test or a caller may point `HF_ENDPOINT`
     elsewhere after this module was imported, as long as it does so before importing those libraries."""

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from dialoghub.core.paths import REPO_ROOT, project_org
 from dialoghub.evaluation.tasks import TASKS, get_task
+from dialoghub.hub.client.refs import RepoReferenceError, UnknownRepoError, resolve_repo
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +103,6 @@ def load_records(
 ) -> tuple[list[dict[str, Any]], str]:
     """Every results record in the repo at `revision` (default: the main branch), and the commit sha read."""
     from huggingface_hub import HfApi
-
-    from dialoghub.hub.client.refs import RepoReferenceError, UnknownRepoError, resolve_repo
 
     api = api or HfApi()
     repo_id = repo_id or default_results_repo()
