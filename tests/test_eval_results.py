@@ -19,6 +19,7 @@ from dialoghub.core.paths import REPO_ROOT
 from dialoghub.evaluation import benchmark, comparisons, leaderboard, results, submissions
 from dialoghub.evaluation.run import evaluate
 from dialoghub.metrics import paired
+from evaluation import leaderboard as leaderboard_cli
 from tests.test_leaderboard import common, lora_adapter, publish_tiny_world
 from tests.test_metrics_models import bert_tokenizer, tiny_sentence_transformer  # noqa: F401 (fixtures)
 
@@ -105,7 +106,7 @@ def test_two_adapters_ranked_a_submission_verified_and_every_number_agrees(bench
              "--max_new_tokens", "12", "--batch_size", "4",
              "--results_repo", bench.results, "--progress", "false"]  # fmt: skip
     submit = ["--adapter", f"{second_adapter}@v1.0", "--submit", "true", "--compare_with", f"{first_adapter}@v1.0"]
-    assert leaderboard.main(["eval", *submit, *flags]) == 0
+    assert leaderboard_cli.main(["eval", *submit, *flags]) == 0
     printed = capsys.readouterr().out
     assert f"submitted: {second_adapter} pull request #" in printed
     (model_pr,) = [d.num for d in api.get_repo_discussions(second_adapter) if d.is_pull_request]
@@ -133,7 +134,7 @@ def test_two_adapters_ranked_a_submission_verified_and_every_number_agrees(bench
     assert listed.eval_results == info.eval_results and listed.sha is None  # only what was asked for
 
     # The maintainer re-runs it from the recorded revisions: it reproduces, both PRs are merged, the result verified.
-    assert leaderboard.main(["verify", "--repo", second_adapter, "--pr", str(model_pr)]) == 0
+    assert leaderboard_cli.main(["verify", "--repo", second_adapter, "--pr", str(model_pr)]) == 0
     assert "Verification: reproduced within 0.5 points." in capsys.readouterr().out
     assert api.get_discussion_details(second_adapter, model_pr).status == "merged"
     assert api.get_discussion_details(bench.results, results_pr, repo_type="dataset").status == "merged"
@@ -186,7 +187,7 @@ def test_two_adapters_ranked_a_submission_verified_and_every_number_agrees(bench
             assert {entry.model_id: entry.value for entry in ranked}[adapter] == value
 
     # `leaderboard show` ranks from the Hub's leaderboard, in its order, with the record details.
-    assert leaderboard.main(["show", "--results_repo", bench.results, "--dataset", bench.dataset]) == 0
+    assert leaderboard_cli.main(["show", "--results_repo", bench.results, "--dataset", bench.dataset]) == 0
     markdown = capsys.readouterr().out
     positions = [markdown.index(f"{entry.model_id}@v1.0") for entry in board]
     assert positions == sorted(positions)

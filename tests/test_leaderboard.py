@@ -19,6 +19,7 @@ from dialoghub.core.paths import REPO_ROOT
 from dialoghub.evaluation import leaderboard, model_card, provenance, results
 from dialoghub.evaluation.run import EvaluationConfig, evaluate
 from dialoghub.models.generation import GenerationSettings
+from evaluation import leaderboard as leaderboard_cli
 from tests.card_code import run_quick_start
 from tests.test_metrics_models import bert_tokenizer, tiny_sentence_transformer  # noqa: F401 (fixtures)
 from tests.tiny_models import save_tiny_base, tiny_tweetsumm
@@ -156,7 +157,7 @@ def test_baselines_human_and_zero_shot_rows_and_the_regenerated_card(world, repo
     leaderboard.evaluate_and_push(
         common(world, model=f"{world.base}@v1.0", results_repo=repo_name, output_dir=str(tmp_path))
     )
-    code = leaderboard.main(
+    code = leaderboard_cli.main(
         ["eval", "--config", str(RECIPE), "--baseline", "templated-lead", "--dataset", f"{world.dataset}@v1.0",
          "--embedding_model", world.embedder, "--n_bootstrap", "100", "--results_repo", repo_name,
          "--output_dir", str(tmp_path)]
@@ -177,7 +178,7 @@ def test_baselines_human_and_zero_shot_rows_and_the_regenerated_card(world, repo
     assert by_label[zero_shot]["system"]["kind"] == "zero-shot"
     assert by_label[zero_shot]["system"]["adapter_sha"] is None
 
-    assert leaderboard.main(["show", "--results_repo", repo_name, "--output_dir", str(tmp_path / "board")]) == 0
+    assert leaderboard_cli.main(["show", "--results_repo", repo_name, "--output_dir", str(tmp_path / "board")]) == 0
     markdown = capsys.readouterr().out
     ranked = sorted(records, key=lambda record: -record["metrics"]["rougeL"]["value"])
     for rank, record in enumerate(ranked, start=1):
@@ -259,7 +260,7 @@ def test_synthetic_dialogue_row_records_the_round_trip_summarizer(world, repo_na
 
 def test_cli_help_and_clear_errors(world, repo_name, capsys):
     completed = processes.run(
-        [sys.executable, "-m", "dialoghub.evaluation.leaderboard", "eval", "--help"],
+        [sys.executable, "-m", "evaluation.leaderboard", "eval", "--help"],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
@@ -268,16 +269,17 @@ def test_cli_help_and_clear_errors(world, repo_name, capsys):
     assert "--update_card" in completed.stdout and "--baseline" in completed.stdout
 
     dataset = ["--dataset", f"{world.dataset}@v1.0", "--embedding_model", "none", "--push", "false"]
-    assert leaderboard.main(["eval", "--baseline", "oracle", *dataset]) == 1
+    assert leaderboard_cli.main(["eval", "--baseline", "oracle", *dataset]) == 1
     assert "no baseline 'oracle'" in capsys.readouterr().err
-    assert leaderboard.main(["eval", "--baseline", "lead", "--dataset", f"{world.dataset}@v9", "--push", "false"]) == 1
+    missing_revision = ["--dataset", f"{world.dataset}@v9", "--push", "false"]
+    assert leaderboard_cli.main(["eval", "--baseline", "lead", *missing_revision]) == 1
     assert f"dataset {world.dataset} has no revision 'v9'" in capsys.readouterr().err
-    assert leaderboard.main(["eval", "--model", world.base, "--baseline", "lead", *dataset]) == 1
+    assert leaderboard_cli.main(["eval", "--model", world.base, "--baseline", "lead", *dataset]) == 1
     assert "not both" in capsys.readouterr().err
-    assert leaderboard.main(["show", "--results_repo", repo_name]) == 1
+    assert leaderboard_cli.main(["show", "--results_repo", repo_name]) == 1
     assert f"no results repo '{repo_name}'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        leaderboard.main(["eval", "--baseline", "lead", "--update_card", "true"])
+        leaderboard_cli.main(["eval", "--baseline", "lead", "--update_card", "true"])
     assert "give --adapter" in capsys.readouterr().err
     assert json.loads(json.dumps(provenance.package_versions()))["python"]
 

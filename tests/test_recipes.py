@@ -15,9 +15,9 @@ from huggingface_hub import HfApi
 
 from dialoghub.core import processes
 from dialoghub.core.paths import REPO_ROOT
-from dialoghub.evaluation import leaderboard
 from dialoghub.hub.client.embedded import free_loopback_port, hub_is_up
 from dialoghub.sft.training import parse_args as parse_training_args
+from evaluation import leaderboard as leaderboard_cli
 
 PIPELINE = REPO_ROOT / "scripts" / "pipeline.yaml"
 
@@ -33,7 +33,7 @@ def parse_with(entry_point: list[str], arguments: list[str]):
     """Parse `arguments` as `entry_point` does (`scripts/x.py [command]` or `-m evaluation.leaderboard command`)."""
     if entry_point[0] == "-m":
         assert entry_point[1] == "evaluation.leaderboard"
-        return leaderboard.parse_args([*entry_point[2:], *arguments])
+        return leaderboard_cli.parse_args([*entry_point[2:], *arguments])
     name = entry_point[0].removeprefix("scripts/").removesuffix(".py")
     if name == "train_adapter":
         return parse_training_args(arguments)

@@ -12,27 +12,13 @@ from typing import Any
 from huggingface_hub import HfApi
 
 from dialoghub.evaluation.comparisons import SECTION_HEADING
-from dialoghub.evaluation.leaderboard import results_url
 from dialoghub.evaluation.model_card import eval_results, replace_section, section_of
-from dialoghub.evaluation.results import default_results_repo, load_details, load_records
+from dialoghub.evaluation.results import default_results_repo, latest_record, load_details, load_records
+from dialoghub.evaluation.submissions import results_url
 from dialoghub.hub.client.publish import tag_commit
 from dialoghub.metrics.paired import paired_change
 from dialoghub.reward.card import COMPARED, PAIRED_COLUMNS, PROVOCATION_TASK, RELEVANCE_TASK, render_card
 from dialoghub.sft.card import SUMMARY_FILE
-
-
-def latest_record(records: list[dict], task: str, adapter_id: str, adapter_sha: str) -> dict | None:
-    """The newest record of that adapter commit on the task's test split (full split: no limit)."""
-    matching = [
-        record
-        for record in records
-        if record["task"] == task
-        and record["system"].get("adapter_id") == adapter_id
-        and record["system"].get("adapter_sha") == adapter_sha
-        and record["dataset"]["split"] == "test"
-        and record["dataset"].get("limit") is None
-    ]
-    return max(matching, key=lambda record: record["created_at"], default=None)
 
 
 def comparison(records: list[dict], sft: tuple[str, str], tuned: tuple[str, str], details=None) -> dict[str, Any]:
@@ -40,7 +26,7 @@ def comparison(records: list[dict], sft: tuple[str, str], tuned: tuple[str, str]
     adapter, and, where both have per-sample details (`details(record) -> {column: list}`), the paired bootstrap
     change (absolute, and relative to the parent in %) over the same dialogs."""
     found = {
-        (task, role): latest_record(records, task, *adapter)
+        (task, role): latest_record(records, {"adapter_id": adapter[0], "adapter_sha": adapter[1]}, task=task)
         for task in (RELEVANCE_TASK, PROVOCATION_TASK)
         for role, adapter in (("sft", sft), ("tuned", tuned))
     }
@@ -85,6 +71,7 @@ def refresh_card(repo_id: str, release_tag: str, results_repo: str | None = None
 
     sft = (summary["sft_adapter"]["id"], summary["sft_adapter"]["sha"])
     compared = comparison(records, sft, (repo_id, released), details)
+    compared["results_repo"], compared["results_sha"] = results_repo, results_sha
     eval_entries = [
         entry
         for record in compared["tuned_records"]

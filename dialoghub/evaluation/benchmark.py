@@ -2,10 +2,10 @@
 (https://huggingface.co/docs/hub/eval-results).
 
 - `org/tweetsumm-clean` is the benchmark: its `eval.yaml` (Inspect AI's task format, `evaluation_framework:
-  inspect-ai`) declares one task per leaderboard metric of every task in `dialoghub.evaluation.tasks` that reads it. A
-  Hub task
-  holds one value, so the headline metric is the task itself (`tweetsumm-abstractive`: jackknifed ROUGE-L) and every
-  other metric a task of its own (`tweetsumm-abstractive/rouge1`, ...); `get_dataset_leaderboard` ranks the first.
+  inspect-ai`) declares one task per leaderboard metric of every task in `dialoghub.evaluation.tasks` that reads it.
+  A Hub task holds one value, so the headline metric is the task itself (`tweetsumm-abstractive`: jackknifed ROUGE-L)
+  and every other metric a task of its own (`tweetsumm-abstractive/rouge1`, ...); `get_dataset_leaderboard` ranks
+  the first.
 - An evaluated model or adapter carries `.eval_results/<task>.yaml`: one `EvalResultEntry` per metric, with the
   dataset revision, the date, the source (the results-repo commit holding the record and its details) and notes
   (protocol, split, decoding, the bootstrap interval). Written with `huggingface_hub`'s own serialisation.
@@ -22,7 +22,19 @@ import re
 from typing import Any
 
 import yaml
+from huggingface_hub import (
+    CommitOperationAdd,
+    EvalResultEntry,
+    HfApi,
+    eval_result_entries_to_yaml,
+    hf_hub_download,
+    parse_eval_result_entries,
+)
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+from huggingface_hub.hf_api import DatasetLeaderboardEntry
+from huggingface_hub.utils import get_session, hf_raise_for_status
 
+from dialoghub.evaluation import results
 from dialoghub.evaluation.tasks import TASKS, Task, get_task
 from dialoghub.metrics.report import metric_protocol
 from dialoghub.models import prompts
@@ -127,9 +139,6 @@ def eval_yaml_bytes(dataset_id: str) -> bytes:
 def publish_benchmark(dataset_id: str, api=None) -> str | None:
     """Commit the `eval.yaml` to the dataset's main branch, unless it is there already. Returns the new commit sha
     (none when nothing changed). Tags, and the evaluations pinned to them, are untouched."""
-    from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
-
     api = api or HfApi()
     head = api.dataset_info(dataset_id).sha
     content = eval_yaml_bytes(dataset_id)
@@ -201,14 +210,12 @@ def _notes(record: dict[str, Any], metric: str) -> str:
     return "; ".join(parts)
 
 
-def eval_result_entries(record: dict[str, Any], source_url: str, dataset_id: str | None = None) -> list:
+def eval_result_entries(record: dict[str, Any], source_url: str) -> list[EvalResultEntry]:
     """Every leaderboard metric of the record as an `EvalResultEntry`, values exactly as recorded."""
-    from huggingface_hub import EvalResultEntry
-
     task, dataset = get_task(record["task"]), record["dataset"]
     return [
         EvalResultEntry(
-            dataset_id=dataset_id or dataset["id"],
+            dataset_id=dataset["id"],
             task_id=benchmark_task_id(task, metric),
             value=recorded_value(record, metric),
             dataset_revision=dataset["sha"],
@@ -222,15 +229,11 @@ def eval_result_entries(record: dict[str, Any], source_url: str, dataset_id: str
     ]
 
 
-def eval_results_bytes(entries: list) -> bytes:
-    from huggingface_hub import eval_result_entries_to_yaml
-
+def eval_results_bytes(entries: list[EvalResultEntry]) -> bytes:
     return yaml.safe_dump(eval_result_entries_to_yaml(entries), sort_keys=False, allow_unicode=True).encode("utf-8")
 
 
-def read_eval_results(repo_id: str, path: str, revision: str | None = None) -> list:
-    from huggingface_hub import hf_hub_download, parse_eval_result_entries
-
+def read_eval_results(repo_id: str, path: str, revision: str | None = None) -> list[EvalResultEntry]:
     with open(hf_hub_download(repo_id, path, revision=revision), encoding="utf-8") as file:
         return parse_eval_result_entries(yaml.safe_load(file) or [])
 
@@ -240,9 +243,6 @@ RESULTS_SOURCE = re.compile(r".*/datasets/(?P<repo_id>[^/]+/[^/]+)/blob/(?P<comm
 
 
 def has_benchmark(dataset_id: str, api=None) -> bool:
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
     api = api or HfApi()
     try:
         return api.file_exists(dataset_id, BENCHMARK_FILE, repo_type="dataset")
@@ -252,8 +252,6 @@ def has_benchmark(dataset_id: str, api=None) -> bool:
 
 def published_task_ids(dataset_id: str, api=None) -> list[str]:
     """The task ids of the `eval.yaml` on the dataset's main branch, in its order."""
-    from huggingface_hub import hf_hub_download
-
     endpoint = api.endpoint if api is not None else None
     with open(
         hf_hub_download(dataset_id, BENCHMARK_FILE, repo_type="dataset", endpoint=endpoint), encoding="utf-8"
@@ -264,10 +262,6 @@ def published_task_ids(dataset_id: str, api=None) -> list[str]:
 def dataset_leaderboard(dataset_id: str, task_id: str | None = None, base_model_only: bool = False, api=None) -> list:
     """`get_dataset_leaderboard` for the benchmark's first task; another task through the same client session and
     entry type, with the embedded Hub's `task_id` parameter (the stock method has none)."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.hf_api import DatasetLeaderboardEntry
-    from huggingface_hub.utils import get_session, hf_raise_for_status
-
     api = api or HfApi()
     if task_id is None:
         return api.get_dataset_leaderboard(dataset_id, base_model_only=base_model_only)
@@ -282,8 +276,6 @@ def dataset_leaderboard(dataset_id: str, task_id: str | None = None, base_model_
 
 def entry_record(entry, cache: dict | None = None) -> dict[str, Any]:
     """The results record a leaderboard entry's source names, read at the commit it names."""
-    from huggingface_hub import hf_hub_download
-
     match = RESULTS_SOURCE.fullmatch((entry.source or {}).get("url") or "")
     if match is None:
         raise ValueError(f"{entry.model_id}: the leaderboard entry cites no results record ({entry.source})")
@@ -313,8 +305,6 @@ def hub_groups(dataset_id: str, results_repo: str | None = None, task: str | Non
     """The leaderboard groups of each task's headline ranking on the Hub (`get_dataset_leaderboard`, every model,
     base or derived), rows in the Hub's order, each the record its entry cites. The results repo's rows of the same
     groups that are not on the Hub (`REFERENCE_KINDS`) are placed among them by value, unranked by the Hub."""
-    from dialoghub.evaluation import results
-
     declared = published_task_ids(dataset_id, api)
     headline_ids = [task_id for task_id in declared if task_id in TASKS]  # a headline task is named as its task
     first_task_id = declared[0] if declared else None

@@ -14,20 +14,6 @@ from dialoghub.metrics.paired import PairedDelta, paired_deltas
 SECTION_HEADING = "Paired comparisons"
 
 
-def parent_record(records: list[dict[str, Any]], record: dict[str, Any], model_sha: str, adapter_sha: str | None):
-    """The latest record of the parent system (model at `model_sha`, with `adapter_sha` or none) in the record's
-    leaderboard group, or none."""
-    candidates = [
-        other
-        for other in records
-        if results.group_key(other) == results.group_key(record)
-        and other["system"].get("model_sha") == model_sha
-        and other["system"].get("adapter_sha") == adapter_sha
-        and other["system"]["kind"] in (results.ZERO_SHOT, results.ADAPTER)
-    ]
-    return max(candidates, key=lambda other: other["created_at"], default=None)
-
-
 def comparison_markdown(record: dict[str, Any], deltas: list[PairedDelta], parent: dict[str, Any]) -> str:
     task = get_task(record["task"])
     dataset = record["dataset"]
@@ -67,7 +53,12 @@ def comparison_section(
     task = get_task(record["task"])
     tables = []
     for adapter_sha in dict.fromkeys([None, parent_adapter_sha]):
-        parent = parent_record(records, record, system["model_sha"], adapter_sha)
+        parent = results.latest_record(
+            records,
+            {"model_sha": system["model_sha"], "adapter_sha": adapter_sha},
+            group=results.group_key(record),
+            kinds=(results.ZERO_SHOT, results.ADAPTER),
+        )
         if parent is None:
             continue
         parent_details = results.load_details(results_repo, parent, sha)

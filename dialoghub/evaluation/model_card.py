@@ -1,9 +1,14 @@
-"""A leaderboard record's headline metrics written into the evaluated adapter's card as `model-index`."""
+"""A leaderboard record's metrics written into the evaluated adapter's (or submitted model's) card as
+`model-index`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from dialoghub.evaluation.tasks import get_task
 from dialoghub.metrics.report import metric_protocol
@@ -12,10 +17,8 @@ from dialoghub.sft.card import MODEL_INDEX_TASK_TYPES
 SOURCE_NAME = "dialoghub leaderboard"
 
 
-def eval_results(record: dict[str, Any], source_url: str | None = None) -> list:
+def eval_results(record: dict[str, Any], source_url: str | None = None) -> list[EvalResult]:
     """The task's leaderboard metrics of `record` as `huggingface_hub.EvalResult`s (values exactly as recorded)."""
-    from huggingface_hub import EvalResult
-
     task = get_task(record["task"])
     dataset = record["dataset"]
     return [
@@ -65,10 +68,6 @@ def update_model_card(
     sections of the card text, replaced when the card has them already; `create_pr` opens a pull request with the
     commit instead, and returns the `CommitInfo` (its `pr_num`). `repo_id` names another repo than the adapter's (a
     submission of a zero-shot model's results to the model's repo)."""
-    from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
-    from huggingface_hub.repocard_data import model_index_to_eval_results
-
     system = record["system"]
     if not (repo_id or system.get("adapter_id")):
         raise ValueError("update_card writes into the evaluated adapter's card: evaluate with --adapter")

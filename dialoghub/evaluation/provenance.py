@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from dialoghub.core import provenance
-from dialoghub.hub.client.refs import repo_record  # noqa: F401  (re-exported for the evaluation modules)
 
 VERSIONED_PACKAGES = (
     "torch",
@@ -35,8 +34,11 @@ def code_version() -> dict[str, Any]:
     return provenance.code_version(SCORING_CODE)
 
 
-def pinned(repo: dict[str, str | None]) -> str:
-    return repo["id"] if repo["sha"] is None else f"{repo['id']}@{repo['sha']}"
+def pinned(repo: dict[str, str | None] | None) -> str | None:
+    """`ID@SHA` of a recorded repo (`ID` for one that has no sha: a folder, a named rule set), or none."""
+    if repo is None or repo.get("id") is None:
+        return None
+    return f"{repo['id']}@{repo['sha']}" if repo.get("sha") else repo["id"]
 
 
 def model_label(repo_id: str, revision: str | None, sha: str | None) -> str:

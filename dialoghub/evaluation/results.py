@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from dialoghub.core.paths import REPO_ROOT, project_org
 from dialoghub.evaluation.tasks import TASKS, get_task
+from dialoghub.hub.client.refs import RepoReferenceError, UnknownRepoError, resolve_repo
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +104,6 @@ def load_records(
     """Every results record in the repo at `revision` (default: the main branch), and the commit sha read."""
     from huggingface_hub import HfApi
 
-    from dialoghub.hub.client.refs import RepoReferenceError, UnknownRepoError, resolve_repo
-
     api = api or HfApi()
     repo_id = repo_id or default_results_repo()
     try:
@@ -155,6 +154,30 @@ class Group:
 def group_key(record: dict[str, Any]) -> tuple:
     dataset = record["dataset"]
     return (record["task"], dataset["id"], dataset["sha"], dataset["split"], dataset["n_dialogs"], record["protocol"])
+
+
+def latest_record(
+    records: Iterable[dict[str, Any]],
+    system: dict[str, Any],
+    *,
+    group: tuple | None = None,
+    task: str | None = None,
+    kinds: Sequence[str] | None = None,
+) -> dict[str, Any] | None:
+    """The newest record whose system has every field value of `system`: in the leaderboard group `group` (see
+    `group_key`), or else of `task` on its whole test split; of one of `kinds` if given. None if there is none."""
+
+    def wanted(record: dict[str, Any]) -> bool:
+        if any(record["system"].get(name) != value for name, value in system.items()):
+            return False
+        if kinds is not None and record["system"]["kind"] not in kinds:
+            return False
+        if group is not None:
+            return group_key(record) == group
+        dataset = record["dataset"]
+        return record["task"] == task and dataset["split"] == "test" and dataset.get("limit") is None
+
+    return max(filter(wanted, records), key=lambda record: record["created_at"], default=None)
 
 
 def system_key(record: dict[str, Any]) -> str:

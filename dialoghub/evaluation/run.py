@@ -17,7 +17,7 @@ from typing import Any
 
 from dialoghub.core.hardware import AUTO
 from dialoghub.evaluation import results
-from dialoghub.evaluation.provenance import code_version, model_label, package_versions, pinned, repo_record
+from dialoghub.evaluation.provenance import code_version, model_label, package_versions, pinned
 from dialoghub.evaluation.tasks import (
     HUMAN,
     TASKS,
@@ -28,6 +28,7 @@ from dialoghub.evaluation.tasks import (
     get_task,
     reference_row,
 )
+from dialoghub.hub.client.refs import repo_record
 from dialoghub.metrics import DEFAULT_EMBEDDING_MODEL, PROFANITY_CHECK, PROTOCOLS
 from dialoghub.metrics.scorers import load_semantic_similarity, load_toxicity
 from dialoghub.models import prompts

@@ -24,7 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import CommitOperationAdd, HfApi, constants, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError
+
 from dialoghub.evaluation import benchmark, results
+from dialoghub.evaluation.model_card import update_model_card
+from dialoghub.evaluation.provenance import pinned
 from dialoghub.evaluation.run import AS_STORED, DTYPES, Evaluation, EvaluationConfig, evaluate
 from dialoghub.models.generation import GenerationSettings
 
@@ -52,18 +57,11 @@ class Submission:
 
 
 def results_url(repo_id: str, commit: str, path: str) -> str:
-    from huggingface_hub import constants
-
+    """Where a file of the results repo is, at a commit (`benchmark.RESULTS_SOURCE` reads such an address back)."""
     return f"{constants.ENDPOINT}/datasets/{repo_id}/blob/{commit}/{path}"
 
 
-def submit(
-    evaluation: Evaluation, results_repo: str, benchmark_dataset: str | None = None, api=None, card_sections=()
-) -> Submission:
-    from huggingface_hub import CommitOperationAdd, HfApi
-
-    from dialoghub.evaluation.model_card import update_model_card
-
+def submit(evaluation: Evaluation, results_repo: str, api=None, card_sections=()) -> Submission:
     api = api or HfApi()
     record = evaluation.record
     if (reason := benchmark.benchmark_mismatch(record)) is not None:
@@ -84,7 +82,7 @@ def submit(
         create_pr=True,
     )
     source = results_url(results_repo, results_commit.oid, results_path)
-    entries = benchmark.eval_result_entries(record, source, benchmark_dataset)
+    entries = benchmark.eval_result_entries(record, source)
     eval_results_file = benchmark.eval_results_path(record)
     operation = CommitOperationAdd(eval_results_file, benchmark.eval_results_bytes(entries))
     model_commit = update_model_card(
@@ -112,13 +110,6 @@ def submit(
 # Verification
 
 
-def _pinned(repo: dict[str, Any] | None) -> str | None:
-    """`ID@SHA` of a recorded repo (`ID` for one that has no sha: a folder, a named rule set), or none."""
-    if repo is None or repo.get("id") is None:
-        return None
-    return f"{repo['id']}@{repo['sha']}" if repo.get("sha") else repo["id"]
-
-
 def config_from_record(record: dict[str, Any], **overrides) -> EvaluationConfig:
     """The evaluation the record describes, every revision pinned to the commit it recorded."""
     system, dataset, scorers = record["system"], record["dataset"], record.get("scorers") or {}
@@ -134,8 +125,8 @@ def config_from_record(record: dict[str, Any], **overrides) -> EvaluationConfig:
         "split": dataset["split"],
         "limit": dataset.get("limit"),
         "protocol": record["protocol"],
-        "embedding_model": _pinned(scorers.get("semantic_similarity")),
-        "toxicity": _pinned(toxicity),
+        "embedding_model": pinned(scorers.get("semantic_similarity")),
+        "toxicity": pinned(toxicity),
         "n_bootstrap": record["bootstrap"]["resamples"],
         "seed": record["bootstrap"]["seed"],
         "max_new_tokens": generation["max_new_tokens"],
@@ -180,8 +171,6 @@ class Verification:
 
 
 def _read_json(repo_id: str, path: str, revision: str) -> dict[str, Any]:
-    from huggingface_hub import hf_hub_download
-
     with open(hf_hub_download(repo_id, path, repo_type="dataset", revision=revision), encoding="utf-8") as file:
         return json.load(file)
 
@@ -201,8 +190,6 @@ def submitted_results(model_repo: str, pr: int, api) -> tuple[str, list]:
 
 def _results_files(model_repo: str, api, revision: str) -> dict[str, str]:
     """path -> blob id of the `.eval_results` files at `revision`."""
-    from huggingface_hub.errors import EntryNotFoundError
-
     try:
         tree = api.list_repo_tree(model_repo, path_in_repo=benchmark.EVAL_RESULTS_FOLDER, revision=revision)
         return {item.path: item.blob_id for item in tree if item.path.endswith(".yaml")}
@@ -227,8 +214,6 @@ def verify(
     **overrides,
 ) -> Verification:
     """Re-run the evaluation a pull request submits; merge it (and its results) only when it reproduces."""
-    from huggingface_hub import CommitOperationAdd, HfApi
-
     api = api or HfApi()
     eval_results_file, entries = submitted_results(model_repo, pr, api)
     sources = {entry.source_url for entry in entries}
@@ -308,8 +293,6 @@ def verify(
 
 def card_operations(results_repo: str, api) -> list:
     """The results repo's card and chart regenerated from the records on its main branch."""
-    from huggingface_hub import CommitOperationAdd
-
     records, _ = results.load_records(results_repo, api=api)
     with tempfile.TemporaryDirectory(prefix="dialoghub-results-") as staging:
         chart = results.bar_chart(results.leaderboard_groups(records), Path(staging) / results.CHART_FILE)
