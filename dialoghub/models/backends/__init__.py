@@ -1,0 +1,3 @@
+"""Generation backends beside transformers' `model.generate`: the vectorised loop detector (`loops`), the GGUF export
+(`gguf_export`) and the engines that read it (`engines`: OpenVINO GenAI, llama.cpp), chosen by
+`benchmarks/generate_bench.py`."""
