@@ -21,10 +21,11 @@ from typing import Any
 from dialoghub.core.hardware import AUTO, resolve_dtype
 from dialoghub.hub.client.refs import ResolvedRepo, resolve_repo
 from dialoghub.models import prompts
+from dialoghub.models.backends import ENGINES, engines
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "transformers", "vllm")
+BACKENDS = ("auto", "transformers", "vllm", *ENGINES)
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,8 @@ class Generator:
                 batch = [texts[index] for index in indexes]
                 if self.backend == "vllm":
                     completions = self._generate_vllm(batch, settings, seed)
+                elif self.backend in ENGINES:
+                    completions = self.model.complete(batch, settings, seed)
                 else:
                     _seed_everything(seed)
                     completions = self._generate_transformers(batch, settings)
@@ -434,6 +437,8 @@ def load_generator(
     tokenizer = load_tokenizer(base.repo_id, base.load_revision, padding_side="left")
     if backend == "vllm":
         return _load_vllm(base, adapter_repo, tokenizer)
+    if backend in ENGINES and (engine := engines.load_or_fall_back(backend, base, adapter_repo, tokenizer)):
+        return Generator(engine, tokenizer, base, adapter_repo, backend=backend)
 
     import torch
     from transformers import AutoModelForCausalLM

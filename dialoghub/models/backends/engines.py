@@ -23,19 +23,19 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from dialoghub.core.hardware import default_threads
 from dialoghub.core.paths import base_dir
 from dialoghub.hub.client.refs import ResolvedRepo
-from dialoghub.models import base_models
-from dialoghub.models.backends import gguf_export, llamacpp_engine, ov_engine
-from dialoghub.models.backends.engine_base import Engine
+from dialoghub.models import base_models, generation
+from dialoghub.models.backends import ENGINES, gguf_export, loops
 
 logger = logging.getLogger(__name__)
 
-# Engine name -> the package that provides it.
-ENGINES = {"openvino": "openvino_genai", "llamacpp": "xllamacpp"}
 GGUF_CACHE = "engines/gguf"
 MODEL_FILE = "model.gguf"
 
@@ -134,14 +134,209 @@ def _write_merged_gguf(base: ResolvedRepo, adapter: ResolvedRepo | None, folder:
     logger.info("Wrote %s", folder / MODEL_FILE)
 
 
+class Engine:
+    """What `Generator` calls: `complete(texts, settings)`; subclasses implement `generate_ids`."""
+
+    name = "engine"
+    precision = "float32"
+
+    def __init__(self, tokenizer, eos_ids: Sequence[int]) -> None:
+        self.tokenizer = tokenizer
+        self.eos_ids = list(eos_ids)
+
+    def generate_ids(self, prompts: list[list[int]], settings, seeds: list[int]) -> list[list[int]]:
+        raise NotImplementedError
+
+    def complete(self, texts: Sequence[str], settings, seed: int) -> list[Any]:
+        """One `generation.Completion` per rendered prompt text, sampled from `seed`."""
+        unsupported = [name for name, value in (("num_beams", settings.num_beams > 1),
+                       ("no_repeat_ngram_size", settings.no_repeat_ngram_size)) if value]  # fmt: skip
+        if unsupported:
+            raise ValueError(f"the {self.name} backend does not apply {', '.join(unsupported)}")
+        prompt_ids = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        seeds = [generation.batch_seed(seed, index) for index in range(len(prompt_ids))]
+        rows = self.generate_ids(prompt_ids, settings, seeds)
+        ends = [next((at for at, token in enumerate(row) if token in self.eos_ids), None) for row in rows]
+        answers = [row[:end] if end is not None else row for row, end in zip(rows, ends, strict=True)]
+        loop_ends = (
+            loops.first_loop_lengths(answers, settings.stop_loops, [*self.eos_ids, self.tokenizer.pad_token_id])
+            if settings.stop_loops
+            else [None] * len(rows)
+        )
+        completions = []
+        for prompt, answer, end, loop_end in zip(prompt_ids, answers, ends, loop_ends, strict=True):
+            if loop_end is not None:
+                kept, new_tokens, reason = answer[:loop_end], loop_end, generation.STOP_LOOP
+            elif end is not None:
+                kept, new_tokens, reason = answer, end + 1, generation.STOP_EOS
+            else:
+                kept, new_tokens, reason = answer, len(answer), generation.STOP_LENGTH
+            completions.append(
+                generation.Completion(
+                    text=self.tokenizer.decode(kept, skip_special_tokens=True),
+                    prompt_tokens=len(prompt),
+                    new_tokens=new_tokens,
+                    stop_reason=reason,
+                )
+            )
+        return completions
+
+
+# Float32 compute and KV cache: the transformers path's numbers (OpenVINO's CPU defaults are u8 KV, int8 activations).
+EXACT_PROPERTIES = {
+    "INFERENCE_PRECISION_HINT": "f32",
+    "KV_CACHE_PRECISION": "f32",
+    "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0",
+}
+KV_CACHE_GB = 2
+
+
+class OpenVinoEngine(Engine):
+    """OpenVINO GenAI's continuous-batching pipeline on a GGUF file, on CPU.
+
+    Precision is pinned to what transformers computes on an AVX2 CPU: float32 activations (`INFERENCE_PRECISION_HINT`),
+    a float32 KV cache (OpenVINO's CPU default is u8) and no dynamic int8 quantization of activations (its default for
+    compressed weights). The weights are the GGUF's (the base's own Q4_1 blocks, or float32 after a merge), the same
+    values the transformers path holds dequantized.
+    """
+
+    name = "openvino"
+    precision = "float32"
+
+    def __init__(self, gguf_path: str | Path, tokenizer, eos_ids: Sequence[int], *, max_batch: int = 32) -> None:
+        super().__init__(tokenizer, eos_ids)
+        import openvino_genai
+
+        scheduler = openvino_genai.SchedulerConfig()
+        scheduler.cache_size = KV_CACHE_GB
+        scheduler.max_num_seqs = max_batch
+        scheduler.max_num_batched_tokens = 4096
+        scheduler.dynamic_split_fuse = True
+        self.pipeline = openvino_genai.ContinuousBatchingPipeline(str(gguf_path), scheduler, "CPU", EXACT_PROPERTIES)
+
+    def _config(self, settings, seed: int):
+        import openvino_genai
+
+        config = openvino_genai.GenerationConfig()
+        config.max_new_tokens = settings.max_new_tokens
+        config.do_sample = settings.do_sample
+        if settings.do_sample:
+            config.temperature = settings.temperature
+            config.top_p = settings.top_p
+            config.top_k = settings.top_k or 0
+            config.rng_seed = seed
+        config.repetition_penalty = settings.repetition_penalty
+        config.stop_token_ids = set(self.eos_ids)
+        config.eos_token_id = self.eos_ids[0]
+        return config
+
+    def generate_ids(self, prompts: list[list[int]], settings, seeds: list[int]) -> list[list[int]]:
+        import numpy as np
+        import openvino as ov
+
+        inputs = [ov.Tensor(np.array([ids], dtype=np.int64)) for ids in prompts]
+        configs = [self._config(settings, seed) for seed in seeds]
+        results = self.pipeline.generate(inputs, configs)
+        return [list(result.m_generation_ids[0]) for result in results]
+
+
+CONTEXT_PER_SLOT = 2048
+
+
+class LlamaCppEngine(Engine):
+    """llama.cpp (the prebuilt `xllamacpp` wheel: its generic x86-64 build picks AVX2 or AVX-512 kernels at run time)
+    serving a GGUF file in-process, one parallel slot per row of a batch.
+
+    llama.cpp's sampler defaults differ from transformers' (top-k 40, min-p 0.05, a repetition penalty over the last 64
+    tokens only); every one is set so that the settings mean what they mean for transformers.
+    """
+
+    name = "llamacpp"
+    precision = "float32"
+
+    def __init__(self, gguf_path: str | Path, tokenizer, eos_ids: Sequence[int], *, max_batch: int = 32) -> None:
+        super().__init__(tokenizer, eos_ids)
+        import xllamacpp
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(gguf_path)
+        params.n_parallel = max_batch
+        params.n_ctx = CONTEXT_PER_SLOT * max_batch
+        params.n_batch = 2048
+        params.cpuparams.n_threads = default_threads()
+        params.cpuparams_batch.n_threads = default_threads()
+        params.warmup = False
+        self.max_batch = max_batch
+        self.server = xllamacpp.Server(params)
+
+    def _request(self, prompt: list[int], settings, seed: int) -> dict:
+        request = {
+            "prompt": prompt,
+            "n_predict": settings.max_new_tokens,
+            "cache_prompt": False,
+            "return_tokens": True,
+            "seed": seed,
+            "temperature": settings.temperature if settings.do_sample else 0.0,
+            "top_p": settings.top_p if settings.do_sample else 1.0,
+            "top_k": (settings.top_k or 0) if settings.do_sample else 0,
+            "min_p": 0.0,
+            "typical_p": 1.0,
+            "repeat_penalty": settings.repetition_penalty,
+            "repeat_last_n": -1,  # the whole context, as transformers applies it
+            "presence_penalty": 0.0,
+            "frequency_penalty": 0.0,
+        }
+        return request
+
+    def _complete(self, request: dict) -> list[int]:
+        response = self.server.handle_completions(request)
+        if isinstance(response, str):
+            response = json.loads(response)
+        if "error" in response:
+            raise RuntimeError(f"llama.cpp: {response['error']}")
+        tokens = list(response["tokens"])
+        if response.get("stop_type") == "eos" and not (tokens and tokens[-1] in self.eos_ids):
+            tokens.append(self.eos_ids[0])  # llama.cpp drops the end-of-turn token it stopped at
+        return tokens
+
+    def generate_ids(self, prompts: list[list[int]], settings, seeds: list[int]) -> list[list[int]]:
+        requests = [self._request(prompt, settings, seed) for prompt, seed in zip(prompts, seeds, strict=True)]
+        with ThreadPoolExecutor(min(self.max_batch, len(requests))) as pool:
+            return list(pool.map(self._complete, requests))
+
+
 def load_engine(name: str, base: ResolvedRepo, adapter: ResolvedRepo | None, tokenizer, eos_ids: Sequence[int],
                 *, max_batch: int = 32) -> Engine:  # fmt: skip
     """The engine `name` on the GGUF of `base` + `adapter` (converted on first use)."""
     if not available(name):
         raise ModuleNotFoundError(f"the {name} engine needs the {ENGINES[name]} package, which is not installed")
     model = engine_model(base, adapter)
-    engine_class = ov_engine.OpenVinoEngine if name == "openvino" else llamacpp_engine.LlamaCppEngine
+    engine_class = OpenVinoEngine if name == "openvino" else LlamaCppEngine
     engine = engine_class(model.path, tokenizer, eos_ids, max_batch=max_batch)
     engine.weights = model.weights
     engine.conversion_seconds = model.conversion_seconds
     return engine
+
+
+def eos_ids_of(base: ResolvedRepo, tokenizer) -> list[int]:
+    """The ids that end an answer: the model's generation config's and the tokenizer's, as the transformers path."""
+    from transformers import GenerationConfig
+
+    try:
+        configured = GenerationConfig.from_pretrained(base.repo_id, revision=base.load_revision).eos_token_id
+    except OSError:  # no generation_config.json
+        configured = None
+    ids = configured if isinstance(configured, list) else [configured] if configured is not None else []
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def load_or_fall_back(name: str, base: ResolvedRepo, adapter: ResolvedRepo | None, tokenizer) -> Engine | None:
+    """The engine, or None after one warning naming why, so that the caller loads transformers instead."""
+    try:
+        return load_engine(name, base, adapter, tokenizer, eos_ids_of(base, tokenizer))
+    except Exception as error:  # noqa: BLE001 - any failure of an optional engine means: use transformers
+        logger.warning("generation backend %r unavailable (%s: %s); falling back to transformers", name,
+                       type(error).__name__, error)  # fmt: skip
+        return None
