@@ -149,12 +149,14 @@ def group_key(record: dict[str, Any]) -> tuple:
 
 
 def system_key(record: dict[str, Any]) -> str:
-    """What makes two records the same system: kind, name, every revision sha, prompt, generation settings, dtype."""
+    """What makes two records the same system: kind, name, every revision sha, prompt, generation settings, dtype,
+    and the generation backend (records from before backends were recorded were all transformers)."""
     system = record["system"]
     return json.dumps(
         [
             system["kind"],
             system["name"],
+            system.get("backend") or "transformers",
             system.get("model_sha"),
             system.get("adapter_sha"),
             system.get("prompt_version"),

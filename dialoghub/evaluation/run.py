@@ -329,7 +329,8 @@ def _model_row(config: EvaluationConfig, rows: list[dict], scorers: Scorers) -> 
         "new_tokens": [completion.new_tokens for completion in completions],
         "stop_reason": [completion.stop_reason for completion in completions],
     }
-    model_dtype = str(generator.model.dtype).removeprefix("torch.")
+    # An engine (models.backends) states its precision; a torch model has a dtype.
+    model_dtype = getattr(generator.model, "precision", None) or str(generator.model.dtype).removeprefix("torch.")
     return _Row(system, scores, details, timings, settings.to_dict(), round_trip_record, model_dtype)
 
 
