@@ -1,16 +1,22 @@
 """The generation backends of `dialoghub.models.backends` on the tiny random models: the vectorised loop detector
-against the reference one, the GGUF export against transformers' own GGUF reader."""
+against the reference one, the GGUF export against transformers' own GGUF reader, every engine against transformers
+float32 (greedy, token for token), the conversion cache's key, and the fallback to transformers."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import random
+import shutil
 
 import pytest
 import torch
 
-from dialoghub.models import generation
-from dialoghub.models.backends import gguf_export, loops
-from tests.tiny_models import save_tiny_base
+from dialoghub.hub.client.refs import ResolvedRepo
+from dialoghub.models import generation, prompts
+from dialoghub.models.backends import ENGINES, engines, gguf_export, loops
+from dialoghub.models.generation import GenerationSettings, load_generator
+from tests.tiny_models import save_tiny_base, tiny_tweetsumm
 
 
 def _reference_and_vectorised(rows: list[list[int]], prompt: list[int], repeats: int, ignored: list[int]):
@@ -63,3 +69,89 @@ def test_a_tiny_llama_written_as_gguf_reads_back_with_the_same_weights_and_token
     gguf_tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     text = "<|im_start|>user\nMy parcel is late, can you help?<|im_end|>\n"
     assert gguf_tokenizer(text)["input_ids"] == tokenizer(text)["input_ids"]
+
+
+# ---------------------------------------------------------------- the engines, on a tiny random Llama
+
+ENGINE_NAMES = sorted(ENGINES)
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    return save_tiny_base(tmp_path_factory.mktemp("tiny-base"))
+
+
+@pytest.fixture
+def private_base_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIALOGHUB_BASE_DIR", str(tmp_path / "base-dir"))
+    return tmp_path / "base-dir"
+
+
+def _conversations():
+    rows = tiny_tweetsumm(validation=4)["validation"]
+    return [prompts.summarize_messages(row["dialogue"]) for row in rows] + [
+        prompts.generate_messages(row["summaries"][0]) for row in rows
+    ]
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_an_engine_decodes_greedily_as_transformers_float32_does(engine, tiny_base, private_base_dir):
+    pytest.importorskip(ENGINES[engine])
+    reference = load_generator(str(tiny_base), backend="transformers", dtype="float32")
+    candidate = load_generator(str(tiny_base), backend=engine)
+    assert candidate.backend == engine
+    assert candidate.provenance()["backend"] == engine
+    settings = GenerationSettings(max_new_tokens=24, batch_size=4)
+    want = reference.generate(_conversations(), settings, progress=False)
+    got = candidate.generate(_conversations(), settings, progress=False)
+    assert [(c.text, c.new_tokens, c.stop_reason) for c in got] == [
+        (c.text, c.new_tokens, c.stop_reason) for c in want
+    ]
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_an_engine_samples_the_same_texts_from_the_same_seed(engine, tiny_base, private_base_dir):
+    pytest.importorskip(ENGINES[engine])
+    generator = load_generator(str(tiny_base), backend=engine)
+    settings = GenerationSettings(max_new_tokens=16, do_sample=True, temperature=0.9, top_p=0.9, batch_size=4)
+    first = [c.text for c in generator.generate(_conversations(), settings, progress=False)]
+    again = [c.text for c in generator.generate(_conversations(), settings, progress=False)]
+    other = [
+        c.text for c in generator.generate(_conversations(), dataclasses.replace(settings, seed=1), progress=False)
+    ]
+    assert first == again
+    assert first != other
+
+
+def test_the_conversion_cache_is_keyed_by_the_base_and_the_adapter(tiny_base, tmp_path, private_base_dir):
+    base = ResolvedRepo("org/base", "main", "a" * 40)
+    adapter = ResolvedRepo("org/adapter", "v1", "b" * 40)
+    other_adapter = ResolvedRepo("org/adapter", "v2", "c" * 40)
+    keys = {engines.gguf_cache_dir(base, None), engines.gguf_cache_dir(base, adapter)}
+    keys.add(engines.gguf_cache_dir(base, other_adapter))
+    keys.add(engines.gguf_cache_dir(ResolvedRepo("org/base", "main", "d" * 40), adapter))
+    assert len(keys) == 4
+    assert all(key.parent == private_base_dir / engines.GGUF_CACHE for key in keys)
+    assert engines.gguf_cache_dir(ResolvedRepo("org/base", "v1.0", "a" * 40), adapter).name == f"{'a' * 40}-{'b' * 40}"
+
+    local = ResolvedRepo(str(tiny_base), None, None)
+    first = engines.engine_model(local, None)
+    assert first.conversion_seconds > 0 and first.path.is_file()
+    assert first.path.parent == engines.gguf_cache_dir(local, None)
+    again = engines.engine_model(local, None)
+    assert (again.path, again.conversion_seconds) == (first.path, 0.0)
+    changed = shutil.copytree(tiny_base, tmp_path / "changed")
+    (changed / "config.json").write_text((changed / "config.json").read_text() + "\n")
+    assert engines.gguf_cache_dir(ResolvedRepo(str(changed), None, None), None) != first.path.parent
+
+
+def test_a_missing_engine_falls_back_to_transformers_with_one_warning(
+    tiny_base, monkeypatch, caplog, private_base_dir
+):
+    monkeypatch.setitem(ENGINES, "openvino", "no_such_engine_package")
+    with caplog.at_level(logging.WARNING, logger="dialoghub.models.backends.engines"):
+        generator = load_generator(str(tiny_base), backend="openvino")
+    assert generator.backend == "transformers"
+    warnings = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert "'openvino' unavailable" in warnings[0] and "falling back to transformers" in warnings[0]

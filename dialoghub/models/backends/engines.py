@@ -16,6 +16,7 @@ packages are imported only when used (heavy, and optional): `available()` says w
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import logging
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dialoghub.core.files import sha256_of
 from dialoghub.core.hardware import default_threads
 from dialoghub.core.paths import base_dir
 from dialoghub.hub.client.refs import ResolvedRepo
@@ -46,11 +48,20 @@ def available(name: str) -> bool:
     return importlib.util.find_spec(ENGINES[name]) is not None
 
 
+def repo_identity(repo: ResolvedRepo) -> str:
+    """A repo's commit sha; for a local folder (no commit), `local-` and the sha256 of its files' sha256s."""
+    if not repo.is_local:
+        return repo.sha
+    digest = hashlib.sha256()
+    for path in sorted(Path(repo.repo_id).rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            digest.update(f"{path.relative_to(repo.repo_id).as_posix()}\0{sha256_of(path)}\n".encode())
+    return f"local-{digest.hexdigest()}"
+
+
 def gguf_cache_dir(base: ResolvedRepo, adapter: ResolvedRepo | None) -> Path:
-    """Where the GGUF of `base` with `adapter` merged is cached: keyed by both commit shas, never by a branch name."""
-    if base.sha is None or (adapter is not None and adapter.sha is None):
-        raise ValueError(f"a cached conversion needs commit shas; {base} / {adapter} have none")
-    return base_dir() / GGUF_CACHE / f"{base.sha}-{adapter.sha if adapter else 'none'}"
+    """Where the GGUF of `base` with `adapter` merged is cached: keyed by both commits, never by a branch name."""
+    return base_dir() / GGUF_CACHE / f"{repo_identity(base)}-{repo_identity(adapter) if adapter else 'none'}"
 
 
 def _stamp_of(base: ResolvedRepo) -> dict | None:
@@ -76,7 +87,7 @@ def source_gguf(base: ResolvedRepo) -> Path | None:
         path = base_models.SMOLLM2.path()
     except FileNotFoundError:
         return None
-    return path if base_models.sha256_of(path) == source.get("sha256") else None
+    return path if sha256_of(path) == source.get("sha256") else None
 
 
 @dataclass
