@@ -157,6 +157,45 @@ def tuned_backend(generator, batch_size: int, extra: str) -> Backend:
     return Backend(label, "float32", run)
 
 
+class ContinuousBatching(engines.Engine):
+    """transformers' own continuous batching (`generate_batch`, paged attention), through the engines' shared
+    end-of-turn, loop and decoding handling."""
+
+    name = "transformers-cb"
+
+    def __init__(self, model_path: str, tokenizer, eos_ids, batch_size: int) -> None:
+        super().__init__(tokenizer, eos_ids)
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model_path, dtype=torch.float32, attn_implementation="paged|sdpa"
+        ).eval()
+        self.batch_size = batch_size
+
+    def generate_ids(self, prompts, settings, seeds):
+        import torch
+        from transformers import ContinuousBatchingConfig, GenerationConfig
+
+        torch.manual_seed(seeds[0])
+        config = GenerationConfig(
+            **settings.transformers_kwargs(), eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id
+        )
+        batching = ContinuousBatchingConfig(max_batch_tokens=2048, max_requests_per_batch=self.batch_size)
+        with torch.inference_mode():
+            outputs = self.model.generate_batch(prompts, generation_config=config, continuous_batching_config=batching)
+        return [list(output.generated_tokens) for output in outputs.values()]
+
+
+def continuous_batching_backend(generator, model_path: str, batch_size: int) -> Backend:
+    engine = ContinuousBatching(model_path, generator.tokenizer, generator._eos_token_ids(), batch_size)
+
+    def run(conversations, settings):
+        return engine.complete([generator.render(messages) for messages in conversations], settings, settings.seed)
+
+    return Backend("transformers-cb", "float32", run)
+
+
 def engine_backend(name: str, generator, batch_size: int) -> Backend:
     started = time.perf_counter()
     engine = engines.load_engine(
@@ -206,6 +245,11 @@ def main() -> None:
     if "transformers" in wanted:
         tuned = load_generator(args.model, args.adapter, backend="transformers", dtype="float32")
         backends.append(tuned_backend(tuned, args.batch_size, args.tuned_extra))
+    if "transformers-cb" in wanted:
+        try:
+            backends.append(continuous_batching_backend(generator, args.model, args.batch_size))
+        except Exception as error:  # noqa: BLE001 - reported as a row that could not be measured
+            print(f"transformers-cb: not measured ({type(error).__name__}: {error})")
     for name in engines.ENGINES:
         if name in wanted:
             try:
