@@ -125,10 +125,8 @@ def _write_merged_gguf(base: ResolvedRepo, adapter: ResolvedRepo | None, folder:
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
         AutoTokenizer.from_pretrained(base.repo_id, revision=base.load_revision).save_pretrained(work / "tokenizer")
-        upstream = base_models.SMOLLM2.upstream_id
-        pre_tokenizer = (
-            gguf_export.PRE_TOKENIZERS.get(upstream, "default") if model.config.vocab_size > 40000 else "default"
-        )
+        # The tokenizer's pre-tokenizer as llama.cpp names it: SmolLM2's for the base converted from its GGUF.
+        pre_tokenizer = gguf_export.SMOLLM_PRE_TOKENIZER if _stamp_of(base) else gguf_export.DEFAULT_PRE_TOKENIZER
         gguf_export.write_llama_gguf(
             model, work / "tokenizer", work / MODEL_FILE, name=str(base), pre_tokenizer=pre_tokenizer
         )

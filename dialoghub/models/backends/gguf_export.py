@@ -15,8 +15,10 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-# llama.cpp's name for the SmolLM pre-tokenizer (its regex is GPT-2's); "default" for any other byte-level BPE.
-PRE_TOKENIZERS = {"HuggingFaceTB/SmolLM2-135M-Instruct": "smollm"}
+# llama.cpp's names for pre-tokenizers: SmolLM2's, and the fallback for any other byte-level BPE. The engines are given
+# token ids, so this matters only to a tool that tokenizes text with the GGUF's own vocabulary.
+SMOLLM_PRE_TOKENIZER = "smollm"
+DEFAULT_PRE_TOKENIZER = "default"
 
 
 def _permute_rotary(weight, heads: int):
