@@ -38,6 +38,7 @@ def write_llama_gguf(model, tokenizer_dir: str | Path, path: str | Path, *, name
         raise ValueError(f"only Llama models are written as GGUF here, not {config.model_type!r}")
     tokenizer_dir = Path(tokenizer_dir)
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     rope_theta = (getattr(config, "rope_parameters", None) or {}).get("rope_theta") or config.rope_theta
