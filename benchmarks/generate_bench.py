@@ -24,7 +24,6 @@ import dialoghub.core.hubenv  # noqa: F401
 import argparse
 import dataclasses
 import os
-import platform
 import time
 from dataclasses import dataclass
 
@@ -182,8 +181,8 @@ class ContinuousBatching(engines.Engine):
             **settings.transformers_kwargs(), eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id
         )
         batching = ContinuousBatchingConfig(max_batch_tokens=2048, max_requests_per_batch=self.batch_size)
-        with torch.inference_mode():
-            outputs = self.model.generate_batch(prompts, generation_config=config, continuous_batching_config=batching)
+        # Not under inference_mode: the manager's thread updates tensors made here.
+        outputs = self.model.generate_batch(prompts, generation_config=config, continuous_batching_config=batching)
         return [list(output.generated_tokens) for output in outputs.values()]
 
 
@@ -257,46 +256,48 @@ def main() -> None:
             except Exception as error:  # noqa: BLE001 - a missing engine is a row of the report, not a failure
                 print(f"{name}: not measured ({type(error).__name__}: {error})")
 
-    warm = [[{"role": "user", "content": "Hello"}]]
-    results = []
-    for backend in backends:
-        backend.generate(warm, GenerationSettings(max_new_tokens=4))
-        for workload, (conversations, settings) in chosen.items():
-            started = time.perf_counter()
-            completions = backend.generate(conversations, settings)
-            seconds = time.perf_counter() - started
-            items = [(completion.prompt_tokens, completion.new_tokens) for completion in completions]
-            results.append((backend, workload, seconds, items, completions))
-
-    print(f"CPU: {platform.processor() or platform.machine()}, {describe_cpu()}")
-    load = f"{LOAD_BEFORE:.1f}/{os.getloadavg()[0]:.1f}"
-    print(f"torch threads {torch.get_num_threads()}; load average before/after {load}")
+    print(f"CPU: {describe_cpu()}; torch threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.1f}")
     weights = f"{shape.matmul_parameters / 1e6:.0f}M matmul weights, {shape.weight_bytes / 1e6:.0f} MB per step"
     print(f"Limits: {limits.describe()}; model {generator.base} ({weights}); floor at batch {args.batch_size}")
     print(f"adapter: {generator.adapter or 'none (base model)'}")
-    today = {workload: sum(new for _, new in items) / seconds
-             for backend, workload, seconds, items, _ in results if backend.name == "today"}  # fmt: skip
     header = f"{'workload':<9} {'backend':<24} {'precision':<10} {'items':>5} {'tokens':>6} {'tok/s':>7} "
-    print(header + f"{'s/item':>7} {'x today':>7} {'x floor':>7} {'convert s':>9} stops (eos/length/loop)")
-    for backend, workload, seconds, items, completions in results:
-        tokens = sum(new for _, new in items)
-        speed = tokens / seconds
-        floor = floor_seconds(shape, limits, items, args.batch_size)
-        stops = [sum(completion.stop_reason == reason for completion in completions)
-                 for reason in (generation.STOP_EOS, generation.STOP_LENGTH, generation.STOP_LOOP)]  # fmt: skip
-        ratio_today = f"{speed / today[workload]:.2f}" if workload in today else "-"
-        convert = f"{backend.conversion_seconds:.1f}" if backend.conversion_seconds is not None else "-"
-        print(
-            f"{workload:<9} {backend.name:<24} {backend.precision:<10} {len(items):>5} {tokens:>6} {speed:>7.1f} "
-            f"{seconds / len(items):>7.2f} {ratio_today:>7} {seconds / floor:>7.2f} {convert:>9} "
-            f"{'/'.join(map(str, stops))}"
-        )
-    greedy = [(backend, completions) for backend, workload, _, _, completions in results if workload == "summary"]
+    print(header + f"{'s/item':>7} {'x today':>7} {'x floor':>7} {'convert s':>9} stops (eos/length/loop)", flush=True)
+    warm = [[{"role": "user", "content": "Hello"}]]
+    today, greedy = {}, {}
+    for backend in backends:
+        for workload, (conversations, settings) in chosen.items():
+            try:
+                backend.generate(warm, dataclasses.replace(settings, max_new_tokens=4))
+                started = time.perf_counter()
+                completions = backend.generate(conversations, settings)
+                seconds = time.perf_counter() - started
+            except Exception as error:  # noqa: BLE001 - one failing backend must not cost the others' rows
+                print(f"{workload:<9} {backend.name:<24} failed: {type(error).__name__}: {error}", flush=True)
+                continue
+            items = [(completion.prompt_tokens, completion.new_tokens) for completion in completions]
+            tokens = sum(new for _, new in items)
+            speed = tokens / seconds
+            if backend.name == "today":
+                today[workload] = speed
+            if not settings.do_sample:
+                greedy[backend.name] = [completion.text for completion in completions]
+            floor = floor_seconds(shape, limits, items, args.batch_size)
+            stops = [sum(completion.stop_reason == reason for completion in completions)
+                     for reason in (generation.STOP_EOS, generation.STOP_LENGTH, generation.STOP_LOOP)]  # fmt: skip
+            ratio_today = f"{speed / today[workload]:.2f}" if workload in today else "-"
+            convert = f"{backend.conversion_seconds:.1f}" if backend.conversion_seconds is not None else "-"
+            print(
+                f"{workload:<9} {backend.name:<24} {backend.precision:<10} {len(items):>5} {tokens:>6} {speed:>7.1f} "
+                f"{seconds / len(items):>7.2f} {ratio_today:>7} {seconds / floor:>7.2f} {convert:>9} "
+                f"{'/'.join(map(str, stops))}",
+                flush=True,
+            )
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     if len(greedy) > 1:
-        reference = greedy[0][1]
-        for backend, completions in greedy[1:]:
-            same = sum(a.text == b.text for a, b in zip(reference, completions, strict=True))
-            print(f"greedy summaries identical to {greedy[0][0].name}: {backend.name} {same}/{len(reference)}")
+        (reference_name, reference), *others = greedy.items()
+        for name, texts in others:
+            same = sum(a == b for a, b in zip(reference, texts, strict=True))
+            print(f"greedy summaries identical to {reference_name}'s: {name} {same}/{len(reference)}")
 
 
 def describe_cpu() -> str:
@@ -312,8 +313,6 @@ def describe_cpu() -> str:
     vector = sorted(flag for flag in flags if flag.startswith(("avx", "amx")) or flag in ("fma", "f16c"))
     return f"{model}, {os.cpu_count()} CPUs, {' '.join(vector)}"
 
-
-LOAD_BEFORE = os.getloadavg()[0]
 
 if __name__ == "__main__":
     main()

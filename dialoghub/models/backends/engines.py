@@ -291,7 +291,7 @@ class LlamaCppEngine(Engine):
             "min_p": 0.0,
             "typical_p": 1.0,
             "repeat_penalty": settings.repetition_penalty,
-            "repeat_last_n": -1,  # the whole context, as transformers applies it
+            "repeat_last_n": CONTEXT_PER_SLOT,  # the whole context, as transformers applies it
             "presence_penalty": 0.0,
             "frequency_penalty": 0.0,
         }
