@@ -155,3 +155,38 @@ def test_a_missing_engine_falls_back_to_transformers_with_one_warning(
     warnings = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
     assert len(warnings) == 1
     assert "'openvino' unavailable" in warnings[0] and "falling back to transformers" in warnings[0]
+
+
+class _ScriptedEngine(engines.Engine):
+    """An engine whose generated ids are given: to test what every engine shares (end of turn, loops, seeds)."""
+
+    name = "scripted"
+
+    def __init__(self, tokenizer, eos_ids, rows):
+        super().__init__(tokenizer, eos_ids)
+        self.rows = rows
+        self.seeds = None
+
+    def generate_ids(self, prompts, settings, seeds):
+        self.seeds = seeds
+        return [row[: settings.max_new_tokens] for row in self.rows]
+
+
+def test_every_engine_ends_answers_cuts_loops_and_seeds_prompts_the_same_way():
+    from tests.tiny_models import tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    words = tokenizer("Hi, my parcel is late", add_special_tokens=False)["input_ids"]
+    loop = tokenizer(" ha", add_special_tokens=False)["input_ids"] * 40
+    engine = _ScriptedEngine(tokenizer, [eos], [words + [eos] + words, loop, list(range(10, 60))])
+    settings = GenerationSettings(max_new_tokens=40, stop_loops=3)
+    ended, looped, cut = engine.complete(["a", "b", "c"], settings, seed=7)
+
+    assert (ended.text, ended.new_tokens, ended.stop_reason) == ("Hi, my parcel is late", len(words) + 1, "eos")
+    assert looped.stop_reason == generation.STOP_LOOP
+    assert looped.new_tokens == loops.first_loop_lengths([loop[:40]], 3, [eos])[0]
+    assert (cut.new_tokens, cut.stop_reason) == (40, generation.STOP_LENGTH)
+    assert engine.seeds == [generation.batch_seed(7, index) for index in range(3)]
+    with pytest.raises(ValueError, match="does not apply num_beams"):
+        engine.complete(["a"], GenerationSettings(num_beams=2), seed=0)
