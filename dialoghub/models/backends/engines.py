@@ -245,8 +245,14 @@ class OpenVinoEngine(Engine):
 
         inputs = [ov.Tensor(np.array([ids], dtype=np.int64)) for ids in prompts]
         configs = [self._config(settings, seed) for seed in seeds]
-        results = self.pipeline.generate(inputs, configs)
-        return [list(result.m_generation_ids[0]) for result in results]
+        rows = [list(result.m_generation_ids[0]) for result in self.pipeline.generate(inputs, configs)]
+        # A row ends early only at an end-of-turn id, which OpenVINO may leave out of the ids: put it back, so that
+        # the stop reason reads `eos` as on the transformers path.
+        return [
+            row + [self.eos_ids[0]] if len(row) < settings.max_new_tokens and (not row or row[-1] not in self.eos_ids)
+            else row
+            for row in rows
+        ]  # fmt: skip
 
 
 CONTEXT_PER_SLOT = 2048
