@@ -15,6 +15,7 @@ import torch
 from dialoghub.hub.client.refs import ResolvedRepo
 from dialoghub.models import generation, prompts
 from dialoghub.models.backends import ENGINES, engines, gguf_export, loops
+from dialoghub.models.base_models import drop_gguf_quantizer_state
 from dialoghub.models.generation import GenerationSettings, load_generator
 from tests.tiny_models import save_tiny_base, tiny_tweetsumm
 
@@ -94,10 +95,32 @@ def _conversations():
     ]
 
 
+def _same_weights_reference(tiny_base, engine: str, folder):
+    """A transformers float32 model holding exactly the weights the engine computes with: the tiny base, or its
+    GGUF conversion read back (float16 matrices for OpenVINO)."""
+    from transformers import AutoModelForCausalLM
+
+    weights = engines.ENGINE_WEIGHTS[engine]
+    if weights == "float32":
+        return tiny_base
+    converted = engines.engine_model(ResolvedRepo(str(tiny_base), None, None), None, weights).path
+    model = AutoModelForCausalLM.from_pretrained(converted.parent, gguf_file=converted.name, dtype=torch.float32)
+    drop_gguf_quantizer_state(model)
+    model.save_pretrained(folder)
+    shutil.copytree(
+        tiny_base, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.safetensors", "config.json")
+    )
+    return folder
+
+
 @pytest.mark.parametrize("engine", ENGINE_NAMES)
-def test_an_engine_decodes_greedily_as_transformers_float32_does(engine, tiny_base, private_base_dir):
+def test_an_engine_decodes_greedily_as_transformers_float32_does(engine, tiny_base, private_base_dir, tmp_path):
     pytest.importorskip(ENGINES[engine])
-    reference = load_generator(str(tiny_base), backend="transformers", dtype="float32")
+    reference = load_generator(
+        str(_same_weights_reference(tiny_base, engine, tmp_path / "reference")),
+        backend="transformers",
+        dtype="float32",
+    )
     candidate = load_generator(str(tiny_base), backend=engine)
     assert candidate.backend == engine
     assert candidate.provenance()["backend"] == engine

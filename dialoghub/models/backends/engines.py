@@ -39,6 +39,10 @@ from dialoghub.models.backends import ENGINES, gguf_export, loops
 logger = logging.getLogger(__name__)
 
 GGUF_CACHE = "engines/gguf"
+# The base's own GGUF holds Q4_1 blocks: the same values as its dequantized float32 safetensors.
+SOURCE_WEIGHTS = "q4_1"
+# The matrices' type of a converted GGUF, per engine: OpenVINO reads no float32 matrices from GGUF.
+ENGINE_WEIGHTS = {"openvino": "float16", "llamacpp": "float32"}
 MODEL_FILE = "model.gguf"
 
 
@@ -59,9 +63,11 @@ def repo_identity(repo: ResolvedRepo) -> str:
     return f"local-{digest.hexdigest()}"
 
 
-def gguf_cache_dir(base: ResolvedRepo, adapter: ResolvedRepo | None) -> Path:
-    """Where the GGUF of `base` with `adapter` merged is cached: keyed by both commits, never by a branch name."""
-    return base_dir() / GGUF_CACHE / f"{repo_identity(base)}-{repo_identity(adapter) if adapter else 'none'}"
+def gguf_cache_dir(base: ResolvedRepo, adapter: ResolvedRepo | None, weights: str = "float32") -> Path:
+    """Where the GGUF of `base` with `adapter` merged is cached: keyed by both commits (never by a branch name) and
+    the weights' type."""
+    key = f"{repo_identity(base)}-{repo_identity(adapter) if adapter else 'none'}"
+    return base_dir() / GGUF_CACHE / (key if weights == "float32" else f"{key}-{weights}")
 
 
 def _stamp_of(base: ResolvedRepo) -> dict | None:
@@ -99,18 +105,19 @@ class EngineModel:
     conversion_seconds: float
 
 
-def engine_model(base: ResolvedRepo, adapter: ResolvedRepo | None) -> EngineModel:
+def engine_model(base: ResolvedRepo, adapter: ResolvedRepo | None, weights: str = "float32") -> EngineModel:
+    """The base's own GGUF when there is no adapter, else the merged model written as GGUF with `weights` matrices."""
     if adapter is None and (path := source_gguf(base)) is not None:
-        return EngineModel(path, "q4_1 (the GGUF the base was converted from)", 0.0)
-    folder = gguf_cache_dir(base, adapter)
+        return EngineModel(path, SOURCE_WEIGHTS, 0.0)
+    folder = gguf_cache_dir(base, adapter, weights)
     if (folder / MODEL_FILE).is_file():
-        return EngineModel(folder / MODEL_FILE, "float32", 0.0)
+        return EngineModel(folder / MODEL_FILE, weights, 0.0)
     started = time.perf_counter()
-    _write_merged_gguf(base, adapter, folder)
-    return EngineModel(folder / MODEL_FILE, "float32", time.perf_counter() - started)
+    _write_merged_gguf(base, adapter, folder, weights)
+    return EngineModel(folder / MODEL_FILE, weights, time.perf_counter() - started)
 
 
-def _write_merged_gguf(base: ResolvedRepo, adapter: ResolvedRepo | None, folder: Path) -> None:
+def _write_merged_gguf(base: ResolvedRepo, adapter: ResolvedRepo | None, folder: Path, weights: str) -> None:
     """Merge `adapter` into `base` in float32 and write it as GGUF to `folder`, which appears complete or not at
     all."""
     import torch
@@ -128,7 +135,7 @@ def _write_merged_gguf(base: ResolvedRepo, adapter: ResolvedRepo | None, folder:
         # The tokenizer's pre-tokenizer as llama.cpp names it: SmolLM2's for the base converted from its GGUF.
         pre_tokenizer = gguf_export.SMOLLM_PRE_TOKENIZER if _stamp_of(base) else gguf_export.DEFAULT_PRE_TOKENIZER
         gguf_export.write_llama_gguf(
-            model, work / "tokenizer", work / MODEL_FILE, name=str(base), pre_tokenizer=pre_tokenizer
+            model, work / "tokenizer", work / MODEL_FILE, name=str(base), pre_tokenizer=pre_tokenizer, weights=weights
         )
         shutil.rmtree(work / "tokenizer")
         (work / "source.json").write_text(
@@ -289,7 +296,6 @@ class LlamaCppEngine(Engine):
             "prompt": prompt,
             "n_predict": settings.max_new_tokens,
             "cache_prompt": False,
-            "return_tokens": True,
             "seed": seed,
             "temperature": settings.temperature if settings.do_sample else 0.0,
             "top_p": settings.top_p if settings.do_sample else 1.0,
@@ -307,12 +313,13 @@ class LlamaCppEngine(Engine):
         response = self.server.handle_completions(request)
         if isinstance(response, str):
             response = json.loads(response)
-        if "error" in response:
-            raise RuntimeError(f"llama.cpp: {response['error']}")
-        tokens = list(response["tokens"])
-        if response.get("stop_type") == "eos" and not (tokens and tokens[-1] in self.eos_ids):
-            tokens.append(self.eos_ids[0])  # llama.cpp drops the end-of-turn token it stopped at
-        return tokens
+        if "choices" not in response:
+            raise RuntimeError(f"llama.cpp: {response.get('error') or response}")
+        # xllamacpp answers in the OpenAI format, text only: the ids are the text tokenized again (the same ids but
+        # where a merge could be spelled two ways), and an end-of-turn id where it stopped on one.
+        choice = response["choices"][0]
+        tokens = self.tokenizer(choice["text"], add_special_tokens=False)["input_ids"]
+        return tokens + [self.eos_ids[0]] if choice.get("finish_reason") == "stop" else tokens
 
     def generate_ids(self, prompts: list[list[int]], settings, seeds: list[int]) -> list[list[int]]:
         requests = [self._request(prompt, settings, seed) for prompt, seed in zip(prompts, seeds, strict=True)]
@@ -325,10 +332,12 @@ def load_engine(name: str, base: ResolvedRepo, adapter: ResolvedRepo | None, tok
     """The engine `name` on the GGUF of `base` + `adapter` (converted on first use)."""
     if not available(name):
         raise ModuleNotFoundError(f"the {name} engine needs the {ENGINES[name]} package, which is not installed")
-    model = engine_model(base, adapter)
+    model = engine_model(base, adapter, ENGINE_WEIGHTS[name])
     engine_class = OpenVinoEngine if name == "openvino" else LlamaCppEngine
     engine = engine_class(model.path, tokenizer, eos_ids, max_batch=max_batch)
     engine.weights = model.weights
+    if model.weights not in ("float32", SOURCE_WEIGHTS):  # values the transformers float32 path does not hold
+        engine.precision = f"{engine.precision} ({model.weights} weights)"
     engine.conversion_seconds = model.conversion_seconds
     return engine
 

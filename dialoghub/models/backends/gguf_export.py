@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 # token ids, so this matters only to a tool that tokenizes text with the GGUF's own vocabulary.
 SMOLLM_PRE_TOKENIZER = "smollm"
 DEFAULT_PRE_TOKENIZER = "default"
+WEIGHT_TYPES = ("float32", "float16")
 
 
 def _permute_rotary(weight, heads: int):
@@ -28,9 +29,14 @@ def _permute_rotary(weight, heads: int):
     )
 
 
-def write_llama_gguf(model, tokenizer_dir: str | Path, path: str | Path, *, name: str, pre_tokenizer: str) -> Path:
-    """Write `model` (a transformers LlamaForCausalLM, float32 weights) and the tokenizer saved in `tokenizer_dir`
-    to `path` as a float32 GGUF."""
+def write_llama_gguf(
+    model, tokenizer_dir: str | Path, path: str | Path, *, name: str, pre_tokenizer: str, weights: str = "float32"
+) -> Path:
+    """Write `model` (a transformers LlamaForCausalLM) and the tokenizer saved in `tokenizer_dir` to `path` as a GGUF
+    with `weights` "float32" or "float16" matrices (norms stay float32, as llama.cpp writes them; OpenVINO's GGUF
+    reader takes float16 but not float32 matrices)."""
+    if weights not in WEIGHT_TYPES:
+        raise ValueError(f"weights must be one of {sorted(WEIGHT_TYPES)}, got {weights!r}")
     import gguf
 
     config = model.config
@@ -57,7 +63,7 @@ def write_llama_gguf(model, tokenizer_dir: str | Path, path: str | Path, *, name
     writer.add_rope_dimension_count(head_dim)
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_vocab_size(config.vocab_size)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32 if weights == "float32" else gguf.LlamaFileType.MOSTLY_F16)
 
     vocab = gguf.vocab.BpeVocab(tokenizer_dir)
     tokens, types = [], []
@@ -88,6 +94,8 @@ def write_llama_gguf(model, tokenizer_dir: str | Path, path: str | Path, *, name
             data = _permute_rotary(data, heads)
         elif key.endswith("self_attn.k_proj.weight"):
             data = _permute_rotary(data, kv_heads)
+        if weights == "float16" and data.dim() == 2:
+            data = data.half()
         writer.add_tensor(gguf_name, data.numpy())
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
