@@ -17,7 +17,7 @@ from dialoghub.models import generation, prompts
 from dialoghub.models.backends import ENGINES, engines, gguf_export, loops
 from dialoghub.models.base_models import drop_gguf_quantizer_state
 from dialoghub.models.generation import GenerationSettings, load_generator
-from tests.tiny_models import save_tiny_base, tiny_tweetsumm
+from tests.tiny_models import save_tiny_base, tiny_tokenizer, tiny_tweetsumm
 
 
 def _reference_and_vectorised(rows: list[list[int]], prompt: list[int], repeats: int, ignored: list[int]):
@@ -208,7 +208,6 @@ class _ScriptedEngine(engines.Engine):
 
 
 def test_every_engine_ends_answers_cuts_loops_and_seeds_prompts_the_same_way():
-    from tests.tiny_models import tiny_tokenizer
 
     tokenizer = tiny_tokenizer()
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
