@@ -208,7 +208,6 @@ class _ScriptedEngine(engines.Engine):
 
 
 def test_every_engine_ends_answers_cuts_loops_and_seeds_prompts_the_same_way():
-
     tokenizer = tiny_tokenizer()
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     words = tokenizer("Hi, my parcel is late", add_special_tokens=False)["input_ids"]
