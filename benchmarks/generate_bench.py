@@ -10,7 +10,10 @@ Backends:
 - transformers-tuned: the same model with length-sorted batches of `--batch-size` and the vectorised loop detector
   (`dialoghub.models.backends.loops`), optionally with a static cache or `torch.compile` (`--tuned-extra`);
 - transformers-cb: transformers' continuous batching (`generate_batch`) when it runs on this machine;
-- engines of `dialoghub.models.backends` whose package is installed (openvino, llamacpp).
+- engines of `dialoghub.models.backends` whose package is installed: openvino (`openvino-genai`, pinned in
+  requirements.txt) and llamacpp (`xllamacpp`, not pinned: `pip install xllamacpp==2026.10.11549` to measure it).
+
+Greedy summaries are compared with today's at the end (identical count): same-precision backends should agree.
 
 For each backend and workload: tokens/s (generated tokens over wall time, prefill included), seconds per item, the
 speed ratio to today's path (tokens/s), the time ratio to the floor (1.0 = at the limit; below 1 only with weights
