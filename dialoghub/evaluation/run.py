@@ -319,7 +319,7 @@ def _model_row(config: EvaluationConfig, rows: list[dict], scorers: Scorers) -> 
         "new_tokens": [completion.new_tokens for completion in completions],
         "stop_reason": [completion.stop_reason for completion in completions],
     }
-    # Generator.dtype, not `generator.model.dtype`: a vLLM engine has no such attribute
+    # Generator.dtype, not `generator.model.dtype`: neither a vLLM engine nor a CPU engine has such an attribute
     return _Row(system, scores, details, timings, settings.to_dict(), round_trip_record, generator.dtype)
 
 
