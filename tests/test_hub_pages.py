@@ -28,7 +28,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+    "--disable-component-update", "--disable-sync", "--window-size=1280,1500",
 )  # fmt: skip
 TOKEN = "pages-s3cret"
 TASK = "summary"
@@ -43,7 +43,7 @@ tags: [hostile]
 <img src="x" onerror="window.__pwned = 'onerror'">
 <svg onload="window.__pwned = 'svg'"></svg>
 <iframe srcdoc="<script>parent.__pwned = 'iframe'</script>"></iframe>
-<a id="js-link" href="javascript:window.__pwned = 'link'">click me</a>
+<a href="javascript:window.__pwned = 'link'">click me</a>
 <div style="background:url(javascript:alert(1))" onclick="window.__pwned = 'click'">styled</div>
 """
 
@@ -245,8 +245,10 @@ def test_pages_at_a_revision(world):
     assert page.status_code == 200 and "Summarizer adapter" not in page.text and before_card[:12] in page.text
     assert "Summarizer adapter" in get(world, f"/{world.summarizer}", params={"revision": "v1.0"}).text
     tree = get(world, f"/{world.summarizer}/tree/{before_card[:7]}")  # a short sha, as on the Hub
-    assert tree.status_code == 200 and "README.md" not in text_of(tree.text)
-    assert "README.md" in text_of(get(world, f"/{world.summarizer}/tree/v1.0").text)
+    assert tree.status_code == 200 and "adapter_config.json" in text_of(tree.text)
+    assert ".eval_results" not in text_of(tree.text)  # committed after the tag
+    assert ".eval_results" not in text_of(get(world, f"/{world.summarizer}/tree/v1.0").text)
+    assert ".eval_results" in text_of(get(world, f"/{world.summarizer}/tree/main").text)
     assert get(world, f"/{world.summarizer}/tree/no-such-branch").status_code == 404
     dataset_then = get(world, f"/datasets/{world.dataset}/tree/{world.first_dataset_commit}")
     dataset_now = get(world, f"/datasets/{world.dataset}/tree/main")
@@ -450,8 +452,7 @@ def test_the_acceptance_pages_in_chromium(world, browser, tmp_path):
     screenshot(browser, tmp_path, "private-signed-in")
 
     browser.get(f"{base}/{world.hostile}")
-    link = browser.find_element(By.ID, "js-link")
-    link.click()
+    browser.find_element(By.LINK_TEXT, "click me").click()
     browser.find_element(By.XPATH, "//*[text()='styled']").click()
     assert browser.execute_script("return window.__pwned === undefined")
     assert not browser.find_elements(By.CSS_SELECTOR, "#card script, #card iframe, #card [onerror], #card [onload]")
