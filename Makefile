@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export DIALOGHUB_BASE_DIR ?= $(CURDIR)/.dialoghub
 HUB_PORT ?= 8765
+INFERENCE_PORT ?= 8766
 PYTEST_ARGS ?=
 
 .PHONY: setup venv hub pipeline test bench style demo clean
@@ -22,9 +23,10 @@ venv: $(VENV)/.installed
 setup: venv
 	$(PY) scripts/prepare_base_models.py convert --config models_repo/SmolLM2-135M-Instruct-q4_1/recipe.yaml
 
-## hub: serve the embedded Hub in the foreground (Ctrl-C stops it)
+## hub: the embedded Hub (API and web pages) on $(HUB_PORT) and the inference server its model pages call on
+## $(INFERENCE_PORT), in the foreground; Ctrl-C (or any stop signal) stops both
 hub: venv
-	$(PY) -m dialoghub.hub serve --root $(DIALOGHUB_BASE_DIR)/hub --port $(HUB_PORT)
+	$(PY) -m dialoghub.inference with-hub --root $(DIALOGHUB_BASE_DIR)/hub --hub-port $(HUB_PORT) --port $(INFERENCE_PORT)
 
 ## pipeline: the main job on the embedded defaults (scripts/pipeline.py, read it top to bottom)
 pipeline: setup

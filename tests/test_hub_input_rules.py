@@ -76,10 +76,10 @@ def test_names_git_or_the_hub_reserve_are_refused(hub, hub_api, repo_name):
 def test_the_auth_scheme_is_case_insensitive(tmp_path):
     server = start_hub(tmp_path / "root", token="s3cret", log_path=tmp_path / "server.log")
     try:
-        for scheme in ("bearer", "BEARER", "Bearer"):
+        for index, scheme in enumerate(("bearer", "BEARER", "Bearer")):
             response = httpx.post(
                 f"{server.endpoint}/api/repos/create",
-                json={"organization": "auth", "name": scheme},
+                json={"organization": "auth", "name": f"scheme-{index}"},  # repo names are case-insensitive
                 headers={"authorization": f"{scheme} s3cret"},
             )
             assert response.status_code == 200, scheme

@@ -32,7 +32,16 @@ def main(argv: list[str] | None = None) -> None:
         "--header-timeout", type=float, default=10.0, help="Seconds a client has to send a request's headers"
     )
     serve.add_argument(
+        "--body-timeout", type=float, default=10.0, help="Seconds a request's body may stall before it is dropped"
+    )
+    serve.add_argument(
         "--max-connections", type=int, default=64, help="Connections served at once; more get 503 (uvicorn)"
+    )
+    serve.add_argument(
+        "--inference-url",
+        default=os.environ.get("DIALOGHUB_INFERENCE_URL"),
+        help="The inference server (python -m dialoghub.inference) the model pages' widget calls "
+        "(env: DIALOGHUB_INFERENCE_URL)",
     )
     serve.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
@@ -51,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
             max_headers=args.max_headers,
             max_header_bytes=args.max_header_kb << 10,
             page_size=args.page_size,
+            inference_url=args.inference_url,
         )
     except RuntimeError as error:  # the root is owned by another server
         parser.exit(1, f"{error}\n")
@@ -64,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         max_header_bytes=args.max_header_kb << 10,
         header_timeout=args.header_timeout,
         max_connections=args.max_connections,
+        body_timeout=args.body_timeout,
     )
 
 

@@ -6,13 +6,17 @@ Run it with `python -m dialoghub.hub serve --root DIR`.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.requests import ClientDisconnect
 
+from dialoghub.hub.server import pages
 from dialoghub.hub.server.dependencies import HubSettings
 from dialoghub.hub.server.pagination import DEFAULT_PAGE_SIZE
 from dialoghub.hub.server.routes import ROUTERS
@@ -95,7 +99,10 @@ def create_app(
     page_size: int = DEFAULT_PAGE_SIZE,
     max_headers: int = DEFAULT_MAX_HEADERS,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    inference_url: str | None = None,
 ) -> FastAPI:
+    """The Hub: its HTTP API, then its web pages. `inference_url` is the chat-completions server the model pages'
+    inference widget calls (default: `$DIALOGHUB_INFERENCE_URL`; none: the widget says so)."""
     app = FastAPI(title="dialoghub embedded Hub", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes, max_lfs_bytes=max_lfs_bytes)
     app.add_middleware(HeaderLimits, max_headers=max_headers, max_header_bytes=max_header_bytes)
@@ -104,11 +111,18 @@ def create_app(
         token=token,
         signing_key=(token or secrets.token_hex(16)).encode(),
         page_size=page_size,
+        max_lfs_bytes=max_lfs_bytes,
     )
 
     @app.exception_handler(HubError)
     async def hub_error_handler(_request: Request, error: HubError):
         return _error_response(error)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_disconnect_handler(_request: Request, _error: ClientDisconnect):
+        # The client left (or its stalled body timed out) before its request was read: nobody to answer, nothing to
+        # log. uvicorn drops what is sent on a closed connection.
+        return Response(status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error_handler(_request: Request, error: RequestValidationError):
@@ -118,6 +132,10 @@ def create_app(
 
     for router in ROUTERS:
         app.include_router(router)
+    # The pages come after the API, whose routes they must never shadow.
+    app.state.inference_url = inference_url or os.environ.get("DIALOGHUB_INFERENCE_URL")
+    app.mount("/-/static", StaticFiles(directory=pages.HERE / "static"), name="static")
+    app.include_router(pages.router)
     return app
 
 

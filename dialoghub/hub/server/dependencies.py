@@ -36,6 +36,8 @@ class HubSettings:
     signing_key: bytes
     # Items per page of a listing: repos, commits, trees and LFS files.
     page_size: int = DEFAULT_PAGE_SIZE
+    # The largest LFS object the batch API hands out an upload link for (the upload route enforces it too).
+    max_lfs_bytes: int = 50 * 1024**3
 
 
 def get_settings(request: Request) -> HubSettings:

@@ -37,13 +37,15 @@ from dulwich.index import commit_tree
 from dulwich.objects import Blob, Commit, Tag
 from dulwich.repo import Repo
 
-from dialoghub.hub.server.validation import REPO_TYPES, HubError
+from dialoghub.hub.server.validation import REPO_TYPES, HubError, validate_commit_message
 
 LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1\n"
 LFS_POINTER_MAX_SIZE = 1024
 FILE_MODE = 0o100644
 TREE_MODE = 0o040000
 HEAD_BRANCH = "main"
+# The shortest abbreviated commit sha a revision may be, as git's default abbreviation (`git log --oneline`).
+MIN_SHORT_SHA = 7
 AUTHOR = b"dialoghub <hub@dialoghub.local>"
 INITIAL_GITATTRIBUTES = (
     "*.7z *.arrow *.bin *.bz2 *.ckpt *.ftz *.gguf *.gz *.h5 *.joblib *.lfs.* *.mlmodel *.model *.msgpack *.npy *.npz "
@@ -138,6 +140,7 @@ def branch_ref(revision: str) -> str:
 
 
 def new_commit(tree_id: bytes, parents: list[bytes], summary: str, description: str) -> Commit:
+    validate_commit_message(summary, description)
     commit = Commit()
     commit.tree = tree_id
     commit.parents = parents
@@ -147,6 +150,10 @@ def new_commit(tree_id: bytes, parents: list[bytes], summary: str, description: 
     commit.encoding = b"UTF-8"
     commit.message = (summary.strip() + ("\n\n" + description.strip() if description.strip() else "") + "\n").encode()
     return commit
+
+
+def _is_commit(repo: Repo, sha: bytes) -> bool:
+    return repo.object_store.get_raw(sha)[0] == Commit.type_num
 
 
 def _peeled(repo: Repo, sha: bytes) -> str:
@@ -258,9 +265,25 @@ class HubStorage:
         return self.root / REPO_TYPES[repo_type] / f"{repo_id}.git"
 
     def lock(self, repo_type: str, repo_id: str) -> threading.Lock:
-        path = self.repo_path(repo_type, repo_id)
+        """One lock per repo name, case-insensitively: `org/Name` and `org/name` are one name (see `case_variant`)."""
+        key = (repo_type, repo_id.lower())
         with self._locks_guard:
-            return self._locks.setdefault(path, threading.Lock())
+            return self._locks.setdefault(key, threading.Lock())
+
+    def case_variant(self, repo_type: str, repo_id: str) -> str | None:
+        """The existing repo whose id differs from `repo_id` in case only (or is it), if any: the Hub treats repo
+        names case-insensitively, so `org/MixedCase` and `org/mixedcase` cannot both exist."""
+        namespace, name = repo_id.lower().split("/")
+        type_dir = self.root / REPO_TYPES[repo_type]
+        if not type_dir.is_dir():
+            return None
+        for org_dir in type_dir.iterdir():
+            if org_dir.name.lower() != namespace or not org_dir.is_dir():
+                continue
+            for repo_dir in org_dir.glob("*.git"):
+                if repo_dir.name[: -len(".git")].lower() == name and (repo_dir / "HEAD").is_file():
+                    return f"{org_dir.name}/{repo_dir.name[: -len('.git')]}"
+        return None
 
     def open(self, repo_type: str, repo_id: str) -> Repo:
         path = self.repo_path(repo_type, repo_id)
@@ -276,6 +299,8 @@ class HubStorage:
         with self.lock(repo_type, repo_id):
             if (path / "HEAD").is_file():
                 raise HubError(409, None, f"You already created this {repo_type} repo: {repo_id}")
+            if existing := self.case_variant(repo_type, repo_id):
+                raise HubError(409, None, f"A {repo_type} repo named {existing} exists: names are case-insensitive")
             # Build in a sibling temp dir and rename, so a crash never leaves a half-initialised repo behind.
             path.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.creating-"))
@@ -332,6 +357,12 @@ class HubStorage:
         is_full_sha = re.fullmatch(r"[0-9a-f]{40}", revision) and revision.encode() in repo.object_store
         if is_full_sha and isinstance(repo[revision.encode()], Commit):
             return revision
+        if re.fullmatch(f"[0-9a-f]{{{MIN_SHORT_SHA},39}}", revision):
+            commits = {sha for sha in repo.object_store.iter_prefix(revision.encode()) if _is_commit(repo, sha)}
+            if len(commits) == 1:
+                return commits.pop().decode()
+            if len(commits) > 1:
+                raise HubError(400, None, f"Ambiguous short sha {revision}: it starts {len(commits)} commits")
         raise HubError(404, "RevisionNotFound", f"Invalid rev id: {revision}")
 
     def split_revision(self, repo: Repo, tail: str) -> tuple[str, str]:
@@ -507,6 +538,7 @@ class HubStorage:
                     raise HubError(409, None, f"Tag {tag} already exists")
                 sha = target.encode()
                 if message:
+                    validate_commit_message("", message)
                     tag_object = Tag()
                     tag_object.object = (Commit, sha)
                     tag_object.name = tag.encode()
@@ -560,15 +592,21 @@ class HubStorage:
     @contextmanager
     def _locked_pair(self, repo_type: str, first: str, second: str) -> Iterator[None]:
         """Both repos' locks, always taken in the same order so two moves can't deadlock."""
-        with self.lock(repo_type, min(first, second)), self.lock(repo_type, max(first, second)):
+        first, second = sorted((first.lower(), second.lower()))
+        if first == second:  # a rename that changes only the case: one name, one lock
+            with self.lock(repo_type, first):
+                yield
+            return
+        with self.lock(repo_type, first), self.lock(repo_type, second):
             yield
 
     def move(self, repo_type: str, from_id: str, to_id: str) -> None:
         source, target = self.repo_path(repo_type, from_id), self.repo_path(repo_type, to_id)
         with self._locked_pair(repo_type, from_id, to_id):
             self.open(repo_type, from_id).close()
-            if self.exists(repo_type, to_id):
-                raise HubError(409, None, f"You already have a {repo_type} repo named {to_id}")
+            existing = self.case_variant(repo_type, to_id)
+            if existing is not None and existing != from_id:
+                raise HubError(409, None, f"You already have a {repo_type} repo named {existing}")
             target.parent.mkdir(parents=True, exist_ok=True)
             os.rename(source, target)
 
@@ -581,8 +619,8 @@ class HubStorage:
         with self._locked_pair(repo_type, from_id, to_id):
             source = self.open(repo_type, from_id)
             source.close()
-            if self.exists(repo_type, to_id):
-                raise HubError(409, None, f"You already created this {repo_type} repo: {to_id}")
+            if existing := self.case_variant(repo_type, to_id):
+                raise HubError(409, None, f"You already created this {repo_type} repo: {existing}")
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.duplicating-"))
             try:

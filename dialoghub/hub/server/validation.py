@@ -91,6 +91,20 @@ def validate_ref_name(name: str) -> str:
     return name
 
 
+# git fsck --strict flags a NUL in a commit or tag message; a title is one line, so it holds no control character at
+# all, and the free text keeps only tabs and line breaks.
+_TITLE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_MESSAGE_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def validate_commit_message(summary: str, description: str = "") -> None:
+    """A commit (or tag) message git stores cleanly: control characters are a 400, as git fsck would flag them."""
+    if _TITLE_FORBIDDEN.search(summary):
+        raise HubError(400, None, f"Invalid commit summary {summary[:80]!r}: control characters are not allowed")
+    if _MESSAGE_FORBIDDEN.search(description):
+        raise HubError(400, None, "Invalid commit description: control characters other than tab and newline")
+
+
 def validate_commit_target(revision: str) -> str:
     """Where a commit may go: a branch (`x` or `refs/heads/x`) or a pull request (`refs/pr/N`)."""
     if re.fullmatch(r"refs/pr/[1-9][0-9]*", revision):

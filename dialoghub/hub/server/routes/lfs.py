@@ -71,6 +71,9 @@ def batch_route(repo_type: str):
                 entry = {"oid": oid, "size": size}
                 if not re.fullmatch(LFS_OID, oid) or size < 0:
                     entry["error"] = {"code": 422, "message": "Invalid oid or size"}
+                elif body.operation == "upload" and size > settings.max_lfs_bytes:
+                    message = f"Size must be at most {settings.max_lfs_bytes} bytes (the Hub's cap on one file)"
+                    entry["error"] = {"code": 422, "message": message}
                 elif body.operation == "upload" and not storage.has_lfs_object(repo, oid, size):
                     # Uploaded (with its sha256 checked) to this repo, even when another repo holds the same bytes:
                     # only that proves the caller has them.

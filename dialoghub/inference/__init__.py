@@ -1,0 +1,1 @@
+"""The inference server: the chat-completions API over the project's models and adapters on the Hub."""
