@@ -5,74 +5,35 @@ Outside CI the test skips (saying why) when they are absent; in CI a missing bro
 """
 
 import contextlib
-import os
-import shutil
 import time
 
 import pytest
-import torch
 
 from dialoghub.demo.app import DemoConfig, build_demo, publish_space
 from dialoghub.hub.client.embedded import free_loopback_port
-from tests import prerequisites
-from tests.tiny_models import save_tiny_base, tiny_tweetsumm
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--window-size=1280,1400",
-)  # fmt: skip
-
-
-def require_browser() -> None:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(path)]
-    if not missing:
-        return
-    prerequisites.missing(f"{', '.join(missing)} not installed (apt-get install chromium chromium-driver)")
+from tests.browser import headless_chromium, require_browser
+from tests.tiny_models import publish_tiny_base_and_adapter, tiny_tweetsumm
 
 
 @contextlib.contextmanager
 def demo_in_chromium(demo, profile_dir):
     """The Gradio `demo` served on a free loopback port, and headless Chromium on its page; both closed after."""
     require_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     port = free_loopback_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile_dir}")
-    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
-        browser.get(f"http://127.0.0.1:{port}/")
-        yield browser
+        with headless_chromium(profile_dir) as browser:
+            browser.get(f"http://127.0.0.1:{port}/")
+            yield browser
     finally:
-        browser.quit()
         demo.close()
 
 
 @pytest.fixture
 def demo_repos(hub_api, repo_name, tmp_path):
     """A tiny base model, a summarizer adapter on it and a tiny dataset, published to the test Hub."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
     base_id, adapter_id, dataset_id = f"{repo_name}-base", f"{repo_name}-summarizer", f"{repo_name}-data"
-    base_dir = save_tiny_base(tmp_path / "base")
-    hub_api.create_repo(base_id)
-    hub_api.upload_folder(folder_path=base_dir, repo_id=base_id)
-    torch.manual_seed(0)
-    adapter = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(base_dir), LoraConfig(r=4, target_modules=["q_proj"])
-    )
-    adapter.peft_config["default"].base_model_name_or_path = base_id
-    adapter.save_pretrained(tmp_path / "adapter")
-    hub_api.create_repo(adapter_id)
-    hub_api.upload_folder(folder_path=tmp_path / "adapter", repo_id=adapter_id)
+    publish_tiny_base_and_adapter(hub_api, base_id, adapter_id, tmp_path)
     tiny_tweetsumm().push_to_hub(dataset_id)
     return DemoConfig(
         base_model=base_id,

@@ -285,7 +285,8 @@ def test_the_space_tab_ranks_as_the_hub_and_sorts_and_filters(bench):
 
 
 def test_the_space_shows_the_hubs_order_in_headless_chromium(bench, tmp_path):
-    from tests.test_demo_browser import demo_in_chromium, require_browser
+    from tests.browser import require_browser
+    from tests.test_demo_browser import demo_in_chromium
 
     require_browser()
     from selenium.webdriver.common.by import By
@@ -340,7 +341,7 @@ def test_the_pipeline_check_script_agrees_with_the_hub(bench, capsys):
 def test_the_pipeline_check_script_sees_the_same_order_in_the_space(bench, monkeypatch, capsys):
     """`scripts/check_leaderboard.py --browser`: the Space, configured as `make demo` configures it (environment
     variables), in headless Chromium."""
-    from tests.test_demo_browser import require_browser
+    from tests.browser import require_browser
 
     require_browser()
     spec = importlib.util.spec_from_file_location("check_leaderboard", REPO_ROOT / "scripts" / "check_leaderboard.py")

@@ -8,7 +8,6 @@ Chromium and ChromeDriver come from Debian's `chromium` and `chromium-driver` pa
 import io
 import json
 import re
-import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +20,9 @@ import yaml
 from huggingface_hub import CommitOperationAdd, HfApi
 
 from dialoghub.hub.client.embedded import free_loopback_port, start_hub
-from tests import prerequisites
+from tests.browser import headless_chromium
 from tests.test_inference_server import InferenceServer, publish_tiny_adapter
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--window-size=1280,1500",
-)  # fmt: skip
 TOKEN = "pages-s3cret"
 TASK = "summary"
 SPLIT_ROWS = {"train": 45, "validation": 7, "test": 5}
@@ -361,22 +354,8 @@ def test_the_widget_says_when_no_inference_server_is_configured(hub, hub_api, re
 # ----- in headless Chromium ----------------------------------------------------------------------------------------
 @pytest.fixture
 def browser(tmp_path):
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
-    if missing:
-        prerequisites.missing(f"{', '.join(missing)} not installed (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with headless_chromium(tmp_path / "chromium-profile", window="1280,1500") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def screenshot(browser, tmp_path: Path, name: str) -> None:

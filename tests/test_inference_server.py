@@ -11,13 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
 from huggingface_hub import HfApi, InferenceClient
 from huggingface_hub.errors import HfHubHTTPError
 
 from dialoghub.core.processes import GroupProcess
 from dialoghub.hub.client.embedded import free_loopback_port
-from tests.tiny_models import save_tiny_base
+from tests.tiny_models import publish_tiny_base_and_adapter
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MAX_NEW_TOKENS_CAP = 32
@@ -32,22 +31,9 @@ class TinyModels:
 
 def publish_tiny_adapter(api: HfApi, prefix: str, folder: Path) -> TinyModels:
     """A tiny base model and a LoRA adapter on it (with a widget card), published under `prefix`."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
     base_id, adapter_id = f"{prefix}-base", f"{prefix}-summarizer-lora"
-    base_dir = save_tiny_base(folder / "base")
-    api.create_repo(base_id, exist_ok=True)
-    api.upload_folder(folder_path=base_dir, repo_id=base_id)
-    torch.manual_seed(0)
-    adapter = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(base_dir), LoraConfig(r=4, target_modules=["q_proj"])
-    )
-    adapter.peft_config["default"].base_model_name_or_path = base_id
-    adapter.save_pretrained(folder / "adapter")
-    api.create_repo(adapter_id, exist_ok=True)
-    commit = api.upload_folder(folder_path=folder / "adapter", repo_id=adapter_id)
-    return TinyModels(base_id, adapter_id, commit.oid)
+    commit = publish_tiny_base_and_adapter(api, base_id, adapter_id, folder)
+    return TinyModels(base_id, adapter_id, commit)
 
 
 class InferenceServer:

@@ -163,3 +163,23 @@ def another_adapter(adapter_dir: Path, folder: Path) -> Path:
     weights[name] = weights[name] + 1.0
     save_file(weights, folder / "adapter_model.safetensors")
     return folder
+
+
+def publish_tiny_base_and_adapter(api, base_id: str, adapter_id: str, folder: Path) -> str:
+    """The tiny base (`save_tiny_base`) and a LoRA adapter on it (r=4 on q_proj, seed 0) naming it as its base, both
+    published; returns the adapter's commit."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base_dir = save_tiny_base(folder / "base")
+    api.create_repo(base_id, exist_ok=True)
+    api.upload_folder(folder_path=base_dir, repo_id=base_id)
+    torch.manual_seed(0)
+    adapter = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base_dir), LoraConfig(r=4, target_modules=["q_proj"])
+    )
+    adapter.peft_config["default"].base_model_name_or_path = base_id
+    adapter.save_pretrained(folder / "adapter")
+    api.create_repo(adapter_id, exist_ok=True)
+    return api.upload_folder(folder_path=folder / "adapter", repo_id=adapter_id).oid
