@@ -95,7 +95,8 @@ class GroupProcess(subprocess.Popen):
 
     def end(self) -> None:
         """SIGTERM the group, SIGKILL it if the leader is still there after `grace` seconds, and reap the leader.
-        Members still left in the group once the leader has exited are killed too."""
+        Members still left in the group once the leader has exited are killed too, and waited for: when this returns,
+        nothing of the group runs any more."""
         if self._forget is None:
             return
         forget, self._forget = self._forget, None
@@ -108,7 +109,24 @@ class GroupProcess(subprocess.Popen):
                 self._signal_group(signal.SIGKILL)
                 self.wait()
         self._signal_group(signal.SIGKILL)
+        self._wait_for_the_group(self.grace)
         forget()
+
+    def _wait_for_the_group(self, timeout: float) -> None:
+        """Wait until no member of the group is alive (a signal is delivered, not acted on, when `kill` returns)."""
+        import psutil  # lazy: only ending a group needs it (a dependency of accelerate, peft and trl)
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            members = []
+            for member in psutil.process_iter():
+                with contextlib.suppress(psutil.Error, ProcessLookupError):
+                    if os.getpgid(member.pid) == self.pid and member.status() != psutil.STATUS_ZOMBIE:
+                        members.append(member)
+            if not members:
+                return
+            time.sleep(0.02)
+        logger.warning("members of process group %d still run %.0fs after SIGKILL", self.pid, timeout)
 
     def _end_on_the_way_out(self) -> None:
         """`end()` for the exit and signal handlers. A handler can interrupt this object's own `wait()`, which holds
