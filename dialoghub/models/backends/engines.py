@@ -35,6 +35,7 @@ from dialoghub.core.paths import base_dir
 from dialoghub.hub.client.refs import ResolvedRepo
 from dialoghub.models import base_models, decoding
 from dialoghub.models.backends import ENGINES, gguf_export, loops
+from dialoghub.models.loading import FLOAT32, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -120,14 +121,9 @@ def engine_model(base: ResolvedRepo, adapter: ResolvedRepo | None, weights: str 
 def _write_merged_gguf(base: ResolvedRepo, adapter: ResolvedRepo | None, folder: Path, weights: str) -> None:
     """Merge `adapter` into `base` in float32 and write it as GGUF to `folder`, which appears complete or not at
     all."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(base.repo_id, revision=base.load_revision, dtype=torch.float32)
-    if adapter is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter.repo_id, revision=adapter.load_revision).merge_and_unload()
+    model = load_model(base, adapter, dtype=FLOAT32, target_device="cpu").model
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
