@@ -169,15 +169,18 @@ def run(command: str, config: Arguments) -> None:
     results_path, details_path = write_local(evaluation, config.output_dir or default_output_dir())
     print("\n".join(summary_lines(evaluation)))
     print(f"record: {results_path}\ndetails: {details_path}")
-    if config.submit:
-        submission = submit(evaluation, config.results_repo, config.compare_with)
+    if evaluation.reused:
+        repo_id = config.results_repo or results.default_results_repo()
+        print(f"already evaluated: {repo_id} holds {evaluation.record['results_file']}; nothing pushed")
+    elif config.submit:
+        submission = submit(evaluation, config.results_repo)
         print(
             f"submitted: {submission.model_repo} pull request #{submission.model_pr} "
             f"({submission.eval_results_file}), {submission.results_repo} pull request #{submission.results_pr}"
         )
     elif config.push:
         repo_id = config.results_repo or results.default_results_repo()
-        commit = push(evaluation, repo_id, config.update_card, config.compare_with)
+        commit = push(evaluation, repo_id, config.update_card)
         print(f"pushed to {repo_id}@{commit}")
 
 

@@ -1,6 +1,7 @@
 """The leaderboard against the real embedded Hub: a tiny random Llama, LoRA adapters at two revisions, a tiny
 tweetsumm-like dataset and a tiny sentence-transformers model, all published to the test Hub."""
 
+import dataclasses
 import importlib.metadata
 import json
 import sys
@@ -196,6 +197,41 @@ def test_baselines_human_and_zero_shot_rows_and_the_regenerated_card(world, repo
     assert card.data.license == "cc-by-nc-sa-4.0"
     quick_start = run_quick_start(card.content)
     assert quick_start.returncode == 0, quick_start.stderr[-3000:]
+
+
+def test_a_rerun_with_skip_if_evaluated_reuses_the_record_and_commits_nothing(world, repo_name, tmp_path):
+    api = world.api
+    adapter = f"{repo_name}-adapter"  # a copy of the world's v1.0, whose card this test may change
+    api.create_repo(adapter)
+    api.upload_folder(repo_id=adapter, folder_path=api.snapshot_download(world.adapter, revision="v1.0"))
+    api.create_tag(adapter, tag="v1.0")
+    adapter_row = common(
+        world, adapter=f"{adapter}@v1.0", results_repo=repo_name, output_dir=str(tmp_path), update_card=True,
+        skip_if_evaluated=True,
+    )  # fmt: skip
+    baseline_row = common(world, baseline="lead", results_repo=repo_name, output_dir=str(tmp_path))
+    baseline_row.skip_if_evaluated = True
+    first = [leaderboard.evaluate_and_push(config) for config in (baseline_row, adapter_row)]
+    assert all(first)
+    results_head, card_head = api.dataset_info(repo_name).sha, api.model_info(adapter).sha
+
+    assert [leaderboard.evaluate_and_push(config) for config in (baseline_row, adapter_row)] == [None, None]
+    assert (api.dataset_info(repo_name).sha, api.model_info(adapter).sha) == (results_head, card_head)
+    reused = evaluate(adapter_row)
+    assert reused.reused and reused.record["results_file"].startswith("results/tweetsumm-abstractive/")
+    assert (
+        reused.details["prediction"]
+        == evaluate(dataclasses.replace(adapter_row, skip_if_evaluated=False)).details["prediction"]
+    )
+
+    # Anything that makes it another evaluation evaluates again: another adapter revision, another bootstrap.
+    for changed in (
+        dataclasses.replace(adapter_row, adapter=f"{world.adapter}@v2.0", update_card=False),  # the world's v2.0
+        dataclasses.replace(baseline_row, n_bootstrap=50),
+    ):
+        assert not evaluate(changed).reused
+        assert leaderboard.evaluate_and_push(changed) not in (None, results_head)
+    assert len(results.load_records(repo_name)[0]) == 4
 
 
 def test_update_card_writes_model_index_matching_the_results(world, repo_name):

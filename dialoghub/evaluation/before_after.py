@@ -79,7 +79,7 @@ def refresh_card(repo_id: str, release_tag: str, results_repo: str | None = None
     ]
     card = render_card(summary, repo_id, release_tag, compared, eval_entries)
     head = api.model_info(repo_id).sha
-    # The leaderboard's --update_card wrote a paired-comparison section into the card at head: keep it.
+    # The leaderboard's --update_card wrote the paired comparison with the base model into the card at head: keep it.
     current = Path(hf_hub_download(repo_id, "README.md", revision=head)).read_text(encoding="utf-8")
     if (kept := section_of(current, SECTION_HEADING)) is not None:
         card.text = replace_section(card.text, SECTION_HEADING, kept)

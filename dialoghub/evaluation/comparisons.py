@@ -33,16 +33,10 @@ def comparison_markdown(record: dict[str, Any], deltas: list[PairedDelta], paren
     return "\n".join(lines)
 
 
-def comparison_section(
-    record: dict[str, Any],
-    details: dict[str, list],
-    results_repo: str,
-    parent_adapter_sha: str | None = None,
-    api=None,
-):
-    """The card section comparing an adapter row with its base model's zero-shot row (and, given
-    `parent_adapter_sha`, with that adapter's row: the reward-tuned adapter's SFT parent) from the results repo, as
-    (heading, markdown); none when the row is no adapter's or no parent row is there."""
+def comparison_section(record: dict[str, Any], details: dict[str, list], results_repo: str, api=None):
+    """The card section comparing an adapter row with its base model's zero-shot row from the results repo, as
+    (heading, markdown); none when the row is no adapter's or the base model has no row there. (The reward-tuned
+    adapter's comparison with its SFT parent is its card's before/after table, `dialoghub.evaluation.before_after`.)"""
     system = record["system"]
     if system["kind"] != results.ADAPTER:
         return None
@@ -51,19 +45,15 @@ def comparison_section(
     except results.ResultsRepoError:  # nothing evaluated yet, so no parent row
         return None
     task = get_task(record["task"])
-    tables = []
-    for adapter_sha in dict.fromkeys([None, parent_adapter_sha]):
-        parent = results.latest_record(
-            records,
-            {"model_sha": system["model_sha"], "adapter_sha": adapter_sha},
-            group=results.group_key(record),
-            kinds=(results.ZERO_SHOT, results.ADAPTER),
-        )
-        if parent is None:
-            continue
-        parent_details = results.load_details(results_repo, parent, sha)
-        resamples, seed = record["bootstrap"]["resamples"], record["bootstrap"]["seed"]
-        deltas = paired_deltas(details, parent_details, list(task.leaderboard_metrics), resamples, seed)
-        if deltas:
-            tables.append(comparison_markdown(record, deltas, parent))
-    return (SECTION_HEADING, "\n\n".join(tables)) if tables else None
+    parent = results.latest_record(
+        records,
+        {"model_sha": system["model_sha"], "adapter_sha": None},
+        group=results.group_key(record),
+        kinds=(results.ZERO_SHOT,),
+    )
+    if parent is None:
+        return None
+    parent_details = results.load_details(results_repo, parent, sha)
+    resamples, seed = record["bootstrap"]["resamples"], record["bootstrap"]["seed"]
+    deltas = paired_deltas(details, parent_details, list(task.leaderboard_metrics), resamples, seed)
+    return (SECTION_HEADING, comparison_markdown(record, deltas, parent)) if deltas else None

@@ -21,7 +21,6 @@ from dialoghub.evaluation.model_card import update_model_card
 from dialoghub.evaluation.run import Evaluation, EvaluationConfig, evaluate
 from dialoghub.evaluation.submissions import results_url
 from dialoghub.evaluation.tasks import TASKS, get_task
-from dialoghub.hub.client.refs import repo_record
 
 logger = logging.getLogger(__name__)
 
@@ -44,23 +43,13 @@ def write_local(evaluation: Evaluation, output_dir: str | Path) -> tuple[Path, P
     return output_dir / results_path, output_dir / details_path
 
 
-def parent_sha(compare_with: str | None) -> str | None:
-    """The commit of the parent adapter (`ID@REV`) a card compares with, besides the base model."""
-    return repo_record(compare_with)["sha"] if compare_with else None
-
-
-def comparison_sections(evaluation: Evaluation, results_repo: str, compare_with: str | None) -> list:
-    """The card's paired-comparison section (with the base model, and with `compare_with`), if the parents' rows
-    are in the results repo."""
-    section = comparisons.comparison_section(
-        evaluation.record, evaluation.details, results_repo, parent_sha(compare_with)
-    )
+def comparison_sections(evaluation: Evaluation, results_repo: str) -> list:
+    """The card's paired-comparison section with the base model, if the base model's row is in the results repo."""
+    section = comparisons.comparison_section(evaluation.record, evaluation.details, results_repo)
     return [section] if section else []
 
 
-def push(
-    evaluation: Evaluation, results_repo: str | None = None, update_card: bool = False, compare_with: str | None = None
-) -> str:
+def push(evaluation: Evaluation, results_repo: str | None = None, update_card: bool = False) -> str:
     """Push the record and its details to the results repo (and the metrics into the adapter's card with
     `update_card`). Returns the results repo commit sha."""
     repo_id = results_repo or results.default_results_repo()
@@ -77,28 +66,27 @@ def push(
             )
         else:
             logger.warning("no %s file: %s", benchmark.EVAL_RESULTS_FOLDER, reason)
-        sections = comparison_sections(evaluation, repo_id, compare_with)
+        sections = comparison_sections(evaluation, repo_id)
         card_commit = update_model_card(record, source, extra_operations=operations, card_sections=sections)
         logger.info("%s: model-index and eval results in commit %s", record["system"]["adapter_id"], card_commit)
     return commit
 
 
-def submit(
-    evaluation: Evaluation, results_repo: str | None = None, compare_with: str | None = None
-) -> submissions.Submission:
+def submit(evaluation: Evaluation, results_repo: str | None = None) -> submissions.Submission:
     """Open the results and model pull requests of an evaluation (`dialoghub.evaluation.submissions.submit`)."""
     repo_id = results_repo or results.default_results_repo()
-    return submissions.submit(
-        evaluation, repo_id, card_sections=comparison_sections(evaluation, repo_id, compare_with)
-    )
+    return submissions.submit(evaluation, repo_id, card_sections=comparison_sections(evaluation, repo_id))
 
 
-def evaluate_and_push(config: EvaluationConfig) -> str:
+def evaluate_and_push(config: EvaluationConfig) -> str | None:
     """Evaluate, write the files under `config.output_dir` and push them to the results repo (the card too with
-    `config.update_card`), whatever `config.push` and `config.submit` say. Returns the results repo commit sha."""
+    `config.update_card`), whatever `config.push` and `config.submit` say. Returns the results repo commit sha, or
+    None when `config.skip_if_evaluated` found the evaluation there already (nothing is pushed)."""
     evaluation = evaluate(config)
     write_local(evaluation, config.output_dir or default_output_dir())
-    return push(evaluation, config.results_repo, config.update_card, config.compare_with)
+    if evaluation.reused:
+        return None
+    return push(evaluation, config.results_repo, config.update_card)
 
 
 def render_leaderboard(

@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from dialoghub.core.paths import REPO_ROOT, project_org
 from dialoghub.evaluation.tasks import TASKS, get_task
 from dialoghub.hub.client.refs import RepoReferenceError, UnknownRepoError, resolve_repo
+from dialoghub.models.prompts import SUMMARIZE
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +200,21 @@ def system_key(record: dict[str, Any]) -> str:
         # Appended only for another backend, so that the keys of the records already published stay as they were
         key.append(system["backend"])
     return json.dumps(key, sort_keys=True)
+
+
+def evaluation_key(record: dict[str, Any]) -> str:
+    """What makes two records the same evaluation, run twice: the dataset commit, split and size, the system
+    (`system_key`), the bootstrap, and the ROUGE protocol where the task's summaries are scored under one."""
+    dataset, bootstrap = record["dataset"], record["bootstrap"]
+    protocol = record["protocol"] if get_task(record["task"]).prompt_task == SUMMARIZE else None
+    key = [record["task"], dataset["id"], dataset["sha"], dataset["split"], dataset.get("limit"), dataset["n_dialogs"]]
+    return json.dumps([*key, protocol, bootstrap["resamples"], bootstrap["seed"], system_key(record)], sort_keys=True)
+
+
+def evaluated_before(records: Iterable[dict[str, Any]], record: dict[str, Any]) -> dict[str, Any] | None:
+    """The newest of `records` that is the same evaluation as `record` (`evaluation_key`), or None."""
+    key = evaluation_key(record)
+    return max((old for old in records if evaluation_key(old) == key), key=lambda old: old["created_at"], default=None)
 
 
 def headline(record: dict[str, Any]) -> float:

@@ -9,6 +9,7 @@ same revisions give the same scores.
 from __future__ import annotations
 
 import dataclasses
+import json
 import platform
 import time
 from dataclasses import dataclass, field
@@ -121,11 +122,11 @@ class EvaluationConfig:
         default=False,
         metadata={"help": "Write the metrics as model-index and .eval_results/<task>.yaml into the adapter's repo."},
     )
-    compare_with: str | None = field(
-        default=None,
+    skip_if_evaluated: bool = field(
+        default=False,
         metadata={
-            "help": "With update_card/submit: the card also states the paired difference with this adapter ID@REV's "
-            "row (the reward-tuned adapter's SFT parent), besides the base model's."
+            "help": "If the results repo already holds this very evaluation (same system and revisions, dataset "
+            "commit, settings, scorers and bootstrap), reuse its record and push nothing, so a rerun makes no commit."
         },
     )
     submit: bool = field(
@@ -183,6 +184,8 @@ class Evaluation:
     """The results JSON (see `dialoghub.evaluation.results`)."""
     details: dict[str, list]
     """Per-sample columns of the details parquet."""
+    reused: bool = False
+    """The record is the results repo's own (`skip_if_evaluated`), not evaluated again."""
 
 
 def set_threads(threads: int | None) -> dict[str, Any]:
@@ -243,14 +246,33 @@ class _Row:
     dtype: str | None = None
 
 
-def _reference_row(config: EvaluationConfig, rows: list[dict], scorers: Scorers) -> _Row:
+@dataclass
+class _System:
+    """What is evaluated, loaded and described before anything is generated or scored."""
+
+    system: dict[str, Any]
+    generator: Generator | None = None
+    round_trip: _TimedRoundTrip | None = None
+    round_trip_record: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def dtype(self) -> str | None:
+        # Generator.dtype, not `generator.model.dtype`: neither a vLLM engine nor a CPU engine has such an attribute
+        return self.generator.dtype if self.generator else None
+
+
+def _reference_system(config: EvaluationConfig) -> _System:
     baseline = config.baseline
     kind = results.HUMAN if baseline == HUMAN else results.BASELINE
     label = "human (leave-one-out)" if baseline == HUMAN else baseline
+    return _System({"kind": kind, "name": baseline, "label": label, "prompt_version": None})
+
+
+def _reference_row(config: EvaluationConfig, rows: list[dict], scorers: Scorers, evaluated: _System) -> _Row:
     started = time.perf_counter()
-    scores = reference_row(config.task_config, baseline, rows, scorers)
-    system = {"kind": kind, "name": baseline, "label": label, "prompt_version": None}
-    return _Row(system, scores, scores.details, {"scoring": time.perf_counter() - started})
+    scores = reference_row(config.task_config, config.baseline, rows, scorers)
+    return _Row(evaluated.system, scores, scores.details, {"scoring": time.perf_counter() - started})
 
 
 def _summarizer(config: EvaluationConfig, generator: Generator) -> Generator | None:
@@ -277,8 +299,7 @@ class _TimedRoundTrip:
         return summaries
 
 
-def _model_row(config: EvaluationConfig, rows: list[dict], scorers: Scorers) -> _Row:
-    task, settings = config.task_config, config.generation_settings()
+def _model_system(config: EvaluationConfig) -> _System:
     loading_started = time.perf_counter()
     generator = load_generator(config.model, config.adapter, backend=config.backend, dtype=config.dtype)
     provenance = generator.provenance()
@@ -290,13 +311,21 @@ def _model_row(config: EvaluationConfig, rows: list[dict], scorers: Scorers) -> 
         "label": model_label(repo_id, revision, sha) + (f" [{config.dtype}]" if config.dtype != DEFAULT_DTYPE else ""),
         "adapter_merged": generator.adapter_merged,
     }
-    round_trip, round_trip_record = None, None
+    evaluated = _System(system, generator)
     if (summarizer := _summarizer(config, generator)) is not None:
-        round_trip = _TimedRoundTrip(summarizer, config.progress)
-        scorers = dataclasses.replace(scorers, summarize=round_trip)
-        round_trip_record = summarizer.provenance() | {"generation": ROUND_TRIP_GENERATION.to_dict()}
-    timings = {"model_load": time.perf_counter() - loading_started}
+        evaluated.round_trip = _TimedRoundTrip(summarizer, config.progress)
+        evaluated.round_trip_record = summarizer.provenance() | {"generation": ROUND_TRIP_GENERATION.to_dict()}
+    evaluated.timings["model_load"] = time.perf_counter() - loading_started
+    return evaluated
 
+
+def _model_row(config: EvaluationConfig, rows: list[dict], scorers: Scorers, evaluated: _System) -> _Row:
+    task, settings, generator, round_trip = (
+        config.task_config, config.generation_settings(), evaluated.generator, evaluated.round_trip
+    )  # fmt: skip
+    if round_trip is not None:
+        scorers = dataclasses.replace(scorers, summarize=round_trip)
+    timings = dict(evaluated.timings)
     docs = task.docs(rows)
     generation_started = time.perf_counter()
     completions = generator.generate(
@@ -319,8 +348,35 @@ def _model_row(config: EvaluationConfig, rows: list[dict], scorers: Scorers) -> 
         "new_tokens": [completion.new_tokens for completion in completions],
         "stop_reason": [completion.stop_reason for completion in completions],
     }
-    # Generator.dtype, not `generator.model.dtype`: neither a vLLM engine nor a CPU engine has such an attribute
-    return _Row(system, scores, details, timings, settings.to_dict(), round_trip_record, generator.dtype)
+    return _Row(
+        evaluated.system, scores, details, timings, settings.to_dict(), evaluated.round_trip_record, evaluated.dtype
+    )
+
+
+def _evaluated_before(
+    config: EvaluationConfig, evaluated: _System, dataset_record: dict, scorers_record: dict
+) -> Evaluation | None:
+    """The results repo's record of this very evaluation, with its details, if it holds one."""
+    try:
+        records, sha = results.load_records(config.results_repo)
+    except results.ResultsRepoError:  # nothing evaluated yet
+        return None
+    planned = {
+        "task": config.task,
+        "system": evaluated.system,
+        "dataset": dataset_record,
+        "protocol": config.protocol,
+        "bootstrap": {"resamples": config.n_bootstrap, "seed": config.seed},
+        "generation": config.generation_settings().to_dict() if evaluated.generator else None,
+        "round_trip_summarizer": evaluated.round_trip_record,
+        "runtime": {"dtype": evaluated.dtype},
+        "scorers": scorers_record,
+    }
+    # A JSON round trip, so that tuples compare with the lists a stored record holds
+    if (found := results.evaluated_before(records, json.loads(json.dumps(planned)))) is None:
+        return None
+    repo_id = config.results_repo or results.default_results_repo()
+    return Evaluation(found, results.load_details(repo_id, found, sha), reused=True)
 
 
 def evaluate(config: EvaluationConfig) -> Evaluation:
@@ -333,7 +389,13 @@ def evaluate(config: EvaluationConfig) -> Evaluation:
     rows, dataset_record = load_rows(config)
     scorers, scorers_record = make_scorers(config)
     timings = {"data_load": time.perf_counter() - started}
-    row = _reference_row(config, rows, scorers) if config.baseline is not None else _model_row(config, rows, scorers)
+    evaluated = _reference_system(config) if config.baseline is not None else _model_system(config)
+    if config.skip_if_evaluated and (before := _evaluated_before(config, evaluated, dataset_record, scorers_record)):
+        return before
+    if config.baseline is not None:
+        row = _reference_row(config, rows, scorers, evaluated)
+    else:
+        row = _model_row(config, rows, scorers, evaluated)
     timings |= row.timings
     timings["total"] = time.perf_counter() - started
 
