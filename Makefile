@@ -40,9 +40,11 @@ test: venv
 bench: setup
 	for bench in benchmarks/*_bench.py; do $(PY) $$bench || exit 1; done
 
-## demo: the Gradio demo on http://127.0.0.1:7860, published as a Space repo on the embedded Hub first
+## demo: the Gradio demo on http://127.0.0.1:7860, published as a Space repo on the embedded Hub first;
+## `make demo DIALOGHUB_INFERENCE_URL=http://127.0.0.1:$(INFERENCE_PORT)` runs its models on `make hub`'s endpoint
 demo: setup
-	$(PY) scripts/demo.py --config spaces/dialoghub-demo/recipe.yaml --publish true
+	$(PY) scripts/demo.py --config spaces/dialoghub-demo/recipe.yaml --publish true \
+		$(if $(DIALOGHUB_INFERENCE_URL),--inference_url $(DIALOGHUB_INFERENCE_URL))
 
 style: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

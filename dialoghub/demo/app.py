@@ -2,7 +2,8 @@
 
 Everything is loaded by repo id and revision from the Hub that `HF_ENDPOINT` names. `scripts/demo.py` reads its
 `DemoConfig` from `spaces/dialoghub-demo/recipe.yaml`; the Space's own `app.py` reads it from the environment
-(`DemoConfig.from_env`).
+(`DemoConfig.from_env`). With an `inference_url` the models run on that chat-completions endpoint
+(`dialoghub.demo.endpoint`) instead of in this process.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundErro
 from dialoghub.core.paths import REPO_ROOT, project_org
 from dialoghub.core.provenance import git
 from dialoghub.core.recipes import optional_reference
+from dialoghub.demo.endpoint import EndpointError, EndpointModel
 from dialoghub.evaluation.leaderboard import render_leaderboard
 from dialoghub.evaluation.results import ResultsRepoError
 from dialoghub.evaluation.tasks import TASKS
@@ -32,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_MODEL = "dialoghub/SmolLM2-135M-Instruct-q4_1"
 EXAMPLE_COUNT = 8
+# DemoConfig fields read from a variable other than DIALOGHUB_DEMO_<FIELD>: the one the Hub's pages read too.
+ENVIRONMENT_VARIABLES = {"inference_url": "DIALOGHUB_INFERENCE_URL"}
 
 
 @dataclass(frozen=True)
@@ -55,13 +59,23 @@ class DemoConfig:
     max_new_tokens: int | None = field(
         default=None, metadata={"help": "Answer length (none: each task's, prompts.ANSWER_MAX_NEW_TOKENS)."}
     )
+    inference_url: str | None = field(
+        default=None,
+        metadata={
+            "help": "A chat-completions endpoint to run the models on, e.g. http://127.0.0.1:8766 that `make hub` "
+            "starts (none: load them in the demo)."
+        },
+    )
 
     @classmethod
     def from_env(cls) -> DemoConfig:
+        """Each field from `DIALOGHUB_DEMO_<FIELD>`, but `inference_url` from `DIALOGHUB_INFERENCE_URL`, the
+        variable that names the endpoint to the Hub's pages too."""
         defaults = cls()
 
         def setting(name: str, default):
-            value = os.environ.get(f"DIALOGHUB_DEMO_{name.upper()}")
+            variable = ENVIRONMENT_VARIABLES.get(name, f"DIALOGHUB_DEMO_{name.upper()}")
+            value = os.environ.get(variable)
             if value is None:
                 return default
             value = optional_reference(value)
@@ -75,6 +89,9 @@ class LoadedModel:
     generator: Generator
     note: str
 
+    def answer(self, messages: list[dict[str, str]], settings: GenerationSettings) -> str:
+        return self.generator.generate([messages], settings, progress=False)[0].text.strip()
+
 
 def adapter_published(adapter: str) -> bool:
     from huggingface_hub import HfApi
@@ -84,13 +101,22 @@ def adapter_published(adapter: str) -> bool:
     return api.repo_exists(repo_id) and (revision is None or api.revision_exists(repo_id, revision))
 
 
-def load_with_adapter(base_model: str, adapter: str | None, task: str) -> LoadedModel:
-    """The base model with the task's adapter, or the zero-shot base model (the UI says so) if it is absent."""
-    if adapter and adapter_published(adapter):
+def load_with_adapter(
+    base_model: str, adapter: str | None, task: str, inference_url: str | None = None
+) -> LoadedModel | EndpointModel:
+    """The base model with the task's adapter, or the zero-shot base model (the UI says so) if it is absent; run by
+    the endpoint at `inference_url` if one is given (it loads an adapter on the base model its config names)."""
+    published = bool(adapter) and adapter_published(adapter)
+    if adapter and not published:
+        logger.warning("adapter %s is not on the Hub; %s uses the zero-shot base model", adapter, task)
+    if inference_url:
+        if published:
+            return EndpointModel(inference_url, adapter, f"{task}: `{adapter}` on the endpoint {inference_url}")
+        note = f"{task}: zero-shot `{base_model}` on the endpoint {inference_url} (no adapter published yet)"
+        return EndpointModel(inference_url, base_model, note)
+    if published:
         generator = load_generator(base_model, adapter)
         return LoadedModel(generator, f"{task}: `{generator.adapter}` on `{generator.base}`")
-    if adapter:
-        logger.warning("adapter %s is not on the Hub; %s uses the zero-shot base model", adapter, task)
     generator = load_generator(base_model)
     return LoadedModel(generator, f"{task}: zero-shot `{generator.base}` (no adapter published yet)")
 
@@ -135,12 +161,17 @@ def sort_choices() -> list[str]:
     return [HUB_RANK, *dict.fromkeys(metrics)]
 
 
-def answer(loaded: LoadedModel, messages: list[dict[str, str]], max_new_tokens: int) -> str:
+def answer(loaded: LoadedModel | EndpointModel, messages: list[dict[str, str]], max_new_tokens: int) -> str:
+    import gradio as gr
+
     settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=1)
-    return loaded.generator.generate([messages], settings, progress=False)[0].text.strip()
+    try:
+        return loaded.answer(messages, settings)
+    except EndpointError as error:  # shown in the UI as an error message, not a traceback
+        raise gr.Error(str(error)) from error
 
 
-def summarize(loaded: LoadedModel, dialogue_text: str, max_new_tokens: int | None) -> str:
+def summarize(loaded: LoadedModel | EndpointModel, dialogue_text: str, max_new_tokens: int | None) -> str:
     import gradio as gr
 
     try:
@@ -150,7 +181,7 @@ def summarize(loaded: LoadedModel, dialogue_text: str, max_new_tokens: int | Non
     return answer(loaded, messages, max_new_tokens or prompts.ANSWER_MAX_NEW_TOKENS[prompts.SUMMARIZE])
 
 
-def generate_dialogue(loaded: LoadedModel, summary: str, max_new_tokens: int | None) -> str:
+def generate_dialogue(loaded: LoadedModel | EndpointModel, summary: str, max_new_tokens: int | None) -> str:
     import gradio as gr
 
     if not summary.strip():
@@ -162,8 +193,8 @@ def generate_dialogue(loaded: LoadedModel, summary: str, max_new_tokens: int | N
 def build_demo(config: DemoConfig):
     import gradio as gr
 
-    summarizer = load_with_adapter(config.base_model, config.summarizer_adapter, "Summarize")
-    dialogue_writer = load_with_adapter(config.base_model, config.generator_adapter, "Generate")
+    summarizer = load_with_adapter(config.base_model, config.summarizer_adapter, "Summarize", config.inference_url)
+    dialogue_writer = load_with_adapter(config.base_model, config.generator_adapter, "Generate", config.inference_url)
     examples = validation_examples(config.dataset)
 
     with gr.Blocks(title="dialoghub demo") as demo:
