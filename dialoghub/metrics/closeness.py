@@ -96,7 +96,8 @@ def _two_sample_indices(n_real: int, n_synthetic: int, n_resamples: int, seed: i
 
 @dataclass(frozen=True)
 class TwoSampleTest:
-    """Out-of-fold accuracy of a real-vs-synthetic classifier, with its Wilson interval over the predictions."""
+    """Out-of-fold accuracy of a real-vs-synthetic classifier, with its Wilson interval over the predictions (each
+    one a trial; the predictions of one fold share a model, so the interval is, if anything, a little narrow)."""
 
     accuracy: Estimate
     n_correct: int
@@ -230,8 +231,8 @@ def distinct_shares(dialogues: Sequence[Dialogue], order: int) -> tuple[np.ndarr
     evenly over its occurrences, so the shares sum to the number of distinct n-grams and distinct-n of any set of
     dialogues, weighted as a resample weighs them, is sum(shares) / sum(counts).
 
-    Resampling the n-grams themselves would count a dialogue drawn twice as repeating itself and put the whole
-    interval below the set's distinct-n."""
+    Recounting the distinct n-grams of each resample instead would count a dialogue drawn twice as repeating itself:
+    on 100 toy dialogues of distinct-2 0.99 its interval was [0.57, 0.69], this one's [0.990, 0.995]."""
     per_dialogue = [dialogue_ngrams(dialogue, order) for dialogue in dialogues]
     occurrences = Counter(ngram for found in per_dialogue for ngram in found)
     shares = np.array([sum(1 / occurrences[ngram] for ngram in found) for found in per_dialogue], dtype=float)
@@ -243,6 +244,16 @@ def distinct_n(dialogues: Sequence[Dialogue], order: int) -> float:
     """Unique n-grams / all n-grams over the set's turns (Li et al., 2016); 0 when there is no n-gram."""
     found = [ngram for dialogue in dialogues for ngram in dialogue_ngrams(dialogue, order)]
     return len(set(found)) / len(found) if found else 0.0
+
+
+def _resampled_ratio(numerators: np.ndarray, denominators: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return numerators[indices].sum(axis=1) / denominators[indices].sum(axis=1)
+
+
+def _finite_interval(resampled: np.ndarray, confidence: float) -> tuple[float, float]:
+    # a resample of only n-gram-less dialogues has no distinct-n: it takes no part in the interval
+    return percentile_interval(resampled[np.isfinite(resampled)], confidence)
 
 
 def distinct_n_closeness(
@@ -265,23 +276,16 @@ def distinct_n_closeness(
         synthetic_shares, synthetic_counts = distinct_shares(synthetic, order)
         if not real_counts.sum() or not synthetic_counts.sum():
             raise ValueError(f"a set has no {order}-gram: distinct-{order} is undefined")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            real_resampled = real_shares[real_indices].sum(axis=1) / real_counts[real_indices].sum(axis=1)
-            synthetic_resampled = synthetic_shares[synthetic_indices].sum(axis=1) / synthetic_counts[
-                synthetic_indices
-            ].sum(axis=1)
-            ratio_resampled = synthetic_resampled / real_resampled
+        real_resampled = _resampled_ratio(real_shares, real_counts, real_indices)
+        synthetic_resampled = _resampled_ratio(synthetic_shares, synthetic_counts, synthetic_indices)
         real_value, synthetic_value = distinct_n(real, order), distinct_n(synthetic, order)
-        # a resample of only n-gram-less dialogues has no distinct-n: it takes no part in the interval
-        ratio_resampled = ratio_resampled[np.isfinite(ratio_resampled)]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio_resampled = synthetic_resampled / real_resampled
         results[order] = DistinctN(
             order,
-            Estimate(real_value, *percentile_interval(real_resampled[np.isfinite(real_resampled)], confidence)),
-            Estimate(
-                synthetic_value,
-                *percentile_interval(synthetic_resampled[np.isfinite(synthetic_resampled)], confidence),
-            ),
-            Estimate(synthetic_value / real_value, *percentile_interval(ratio_resampled, confidence)),
+            Estimate(real_value, *_finite_interval(real_resampled, confidence)),
+            Estimate(synthetic_value, *_finite_interval(synthetic_resampled, confidence)),
+            Estimate(synthetic_value / real_value, *_finite_interval(ratio_resampled, confidence)),
         )
     return results
 
@@ -291,8 +295,9 @@ def distinct_n_closeness(
 
 @dataclass(frozen=True)
 class OpeningSharing:
-    """The share of dialogues whose opening turn is also another dialogue's (Wilson interval over dialogues), and
-    the most frequent shared openings with their counts."""
+    """The share of dialogues whose opening turn is also another dialogue's, with its Wilson interval (each dialogue
+    a trial: a bootstrap would draw dialogues twice and make each copy share its own opening), and the most frequent
+    shared openings with their counts."""
 
     share: Estimate
     n_sharing: int
