@@ -179,9 +179,10 @@ def assert_same_gradients(actual: dict, expected: dict) -> None:
         assert (actual[name] - grad).abs().max() <= 1e-4 * scale, name
 
 
-def test_shared_prompt_path_gives_trls_logps_loss_kl_and_gradients(base_dir, tmp_path):
-    plain = make_trainer(base_dir, tmp_path / "plain", share_prompt=False)
-    shared = make_trainer(base_dir, tmp_path / "shared", share_prompt=True)
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_shared_prompt_path_gives_trls_logps_loss_kl_and_gradients(base_dir, tmp_path, temperature):
+    plain = make_trainer(base_dir, tmp_path / "plain", share_prompt=False, temperature=temperature)
+    shared = make_trainer(base_dir, tmp_path / "shared", share_prompt=True, temperature=temperature)
     assert type(plain) is GRPOTrainer and isinstance(shared, SharedPromptGRPOTrainer)
     packed_passes = count_packed_passes(shared)
     inputs = prepared_batch(plain)

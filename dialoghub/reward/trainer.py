@@ -213,7 +213,7 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
 
     def shared_prompt_logps(
         self, model, input_ids, attention_mask, logits_to_keep, batch_transform=None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-token log-probs and entropies of the completions of trl's rows `input_ids`, computed from shared-prompt
         sequences (`batch_transform`, for tests, may alter the packed batch before the forward)."""
         batch, scored = shared_prompt_batch(input_ids, attention_mask, logits_to_keep, self._tokenizer.pad_token_id)
@@ -224,7 +224,12 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
         with self.accelerator.autocast():
             outputs = model(**batch, fused_lm_head=True)
         completion_mask = attention_mask[:, -logits_to_keep:]
-        return unpack(outputs.log_probs, scored, completion_mask), unpack(outputs.entropy, scored, completion_mask)
+        # trl's head for a separate reference model computes no entropy (one not restricted here gives None)
+        entropy = outputs.entropy
+        return (
+            unpack(outputs.log_probs, scored, completion_mask),
+            unpack(entropy, scored, completion_mask) if entropy is not None else None,
+        )
 
 
 def group_micro_batches(micro_batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
