@@ -20,7 +20,7 @@ from dialoghub.reward.trainer import (
     shared_prompt_batch,
 )
 from dialoghub.reward.training import SFT_ADAPTER, check_reference_is_the_sft_policy, parse_args
-from dialoghub.sft.trainer import SHARED_PREFIX_SEGMENTS
+from dialoghub.sft.trainer import SHARED_PREFIX_SEGMENTS, VARLEN_SDPA
 from tests.tiny_models import save_tiny_base
 
 NUM_GENERATIONS = 3
@@ -304,12 +304,19 @@ def test_a_training_step_with_share_prompt_is_trls_step(base_dir, tmp_path):
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
     }
-    updates, completions, passes = {}, {}, []
+    updates, completions, passes, generation_attention = {}, {}, [], []
     for share_prompt in (False, True):
         trainer = make_trainer(base_dir, tmp_path / str(share_prompt), share_prompt=share_prompt, **settings)
         before = {name: param.detach().clone() for name, param in lora_parameters(trainer).items()}
         if share_prompt:
             record_packed_groups(trainer, passes)
+            generate = trainer._generate_single_turn  # trl's sampling, inside `_generate`
+
+            def generate_recording_attention(*args, _generate=generate, _config=trainer.model.config, **kwargs):
+                generation_attention.append(_config._attn_implementation)
+                return _generate(*args, **kwargs)
+
+            trainer._generate_single_turn = generate_recording_attention
         trainer.train()
         after = lora_parameters(trainer)
         updates[share_prompt] = {name: after[name].detach() - value for name, value in before.items()}
@@ -318,3 +325,6 @@ def test_a_training_step_with_share_prompt_is_trls_step(base_dir, tmp_path):
     # The reference pass on each half of the generation batch, then each micro-batch's policy pass: whole groups
     assert passes == [(False, [NUM_GENERATIONS] * 2)] * 2 + [(True, [NUM_GENERATIONS] * 2)] * 2
     assert_same_gradients(updates[True], updates[False])
+    # Generation with the model's own attention; the packed passes with the per-segment one
+    assert generation_attention == ["sdpa"]
+    assert trainer.model.get_base_model().config._attn_implementation == VARLEN_SDPA

@@ -17,6 +17,8 @@ loss, KL and gradients against trl's plain computation on the same batch.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +118,17 @@ def unpack(per_position: torch.Tensor, scored: torch.Tensor, completion_mask: to
     return per_position.new_zeros(mask.shape).masked_scatter(mask.to(per_position.device), values)
 
 
+@contextmanager
+def attention_implementation(model, implementation: str) -> Iterator[None]:
+    """`model` (a PreTrainedModel) computes attention with `implementation` inside the block."""
+    previous = model.config._attn_implementation
+    model.set_attn_implementation(implementation)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(previous)
+
+
 class SharedPromptGRPOTrainer(GRPOTrainer):
     """`GRPOTrainer` whose per-token log-probabilities (policy, old policy and reference) come from shared-prompt
     sequences when `args.share_prompt`; without it, or for inputs it does not handle (images, MoE auxiliary loss),
@@ -124,6 +137,7 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.share_prompt = getattr(self.args, "share_prompt", False)
+        self.generation_attention = self._pretrained(self.model).config._attn_implementation
         if not self.share_prompt:
             return
         for model in (self.model, self.ref_model):
@@ -131,7 +145,7 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
                 continue
             base = self._pretrained(model)
             # For good, not around the packed forward only: gradient checkpointing recomputes that forward during
-            # backward. Without a packed batch's boundaries it is plain sdpa, so generation does not change.
+            # backward. Generation gets the model's own back (`_generate`).
             base.set_attn_implementation(VARLEN_SDPA)
             config = base.config.get_text_config()
             if not self.args.cast_lm_head_to_fp32 and all(getattr(config, n, None) is None for n in LOGIT_TRANSFORMS):
@@ -157,6 +171,13 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
             and self.top_entropy_quantile == 1.0
             and not self._entropy_bonus_enabled
         )
+
+    def _generate(self, prompts):
+        # The model's own attention (flash on GPUs; one that transformers' continuous batching accepts)
+        if not self.share_prompt:
+            return super()._generate(prompts)
+        with attention_implementation(self._pretrained(self.model), self.generation_attention):
+            return super()._generate(prompts)
 
     def _prepare_inputs(self, generation_batch):
         if not (self.model.training and self.regroups_micro_batches):
