@@ -1,6 +1,7 @@
 """GRPO reward-tuning speed: optimizer steps per minute, and where a step's time goes, on this machine.
 
 python benchmarks/grpo_bench.py [--config models_repo/summarizer-grpo-lora/recipe.yaml] [--max_steps 5 ...]
+python benchmarks/grpo_bench.py --share_prompt true   # each prompt computed once (dialoghub/reward/trainer.py)
 
 Runs the reward-tuning stage exactly as `scripts/reward_tune.py` builds it (the same recipe, parser and overrides;
 the SFT adapter and datasets from the Hub that HF_ENDPOINT names, started if needed), trains `max_steps` steps
@@ -134,11 +135,14 @@ def main(argv=None) -> dict:
         "dtype": record["dtype"],
         "torch_threads": __import__("torch").get_num_threads(),
         "sft_adapter": record["sft_adapter"],
+        "share_prompt": getattr(training_args, "share_prompt", False),
+        "trainer": type(trainer).__name__,
     }
     print(
         f"\nGRPO on {record['base_model']['id']} + {record['sft_adapter']['id']} ({record['dtype']}, "
         f"{result['torch_threads']} threads): {completions} completions/step "
         f"({training_args.num_generations} per prompt, <= {training_args.max_completion_length} tokens)"
+        f"{', share_prompt' if result['share_prompt'] else ''}"
     )
     print(
         f"{result['steps_per_minute']:.2f} steps/min ({result['seconds_per_step']:.1f} s/step over "

@@ -347,7 +347,8 @@ def test_card_before_after_table_and_model_index_match_the_results_records(tiny_
             assert written[(task, metric)] == records[(task, "tuned")]["metrics"][metric]["value"]
 
 
-def test_grpo_bench_reports_steps_per_minute_and_where_the_time_goes(tiny_hub, tmp_path, capsys):
+@pytest.mark.parametrize("share_prompt", [False, True])
+def test_grpo_bench_reports_steps_per_minute_and_where_the_time_goes(tiny_hub, tmp_path, capsys, share_prompt):
     import importlib.util
 
     from dialoghub.core.paths import REPO_ROOT
@@ -365,9 +366,13 @@ def test_grpo_bench_reports_steps_per_minute_and_where_the_time_goes(tiny_hub, t
         "--reward_weights",
         "1.0",
         "1.0",
+        "--share_prompt",
+        str(share_prompt),
     ]
     result = bench.main(argv)
     assert result["steps_counted"] == 2 and result["steps_per_minute"] > 0
+    assert result["share_prompt"] is share_prompt
+    assert result["trainer"] == ("SharedPromptGRPOTrainer" if share_prompt else "GRPOTrainer")
     phases = result["seconds_per_phase"]
     assert {"generation", "rewards", "reference log-probs", "training"} <= set(phases)
     assert {"reward: rougeL", "reward: non_toxicity"} <= set(phases)

@@ -37,6 +37,7 @@ from dialoghub.metrics.scorers import load_semantic_similarity, load_toxicity
 from dialoghub.models import prompts
 from dialoghub.models.loading import adapter_base, load_model, load_tokenizer
 from dialoghub.reward import rewards
+from dialoghub.reward.trainer import RewardGRPOConfig, SharedPromptGRPOTrainer
 from dialoghub.sft.card import ADAPTER_FILES, SUMMARY_FILE, write_summary
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class RewardScriptArguments(ScriptArguments):
 
 
 def parser(description: str | None = None):
-    return trainer_parser(RewardScriptArguments, GRPOConfig, ModelConfig, description=description)
+    return trainer_parser(RewardScriptArguments, RewardGRPOConfig, ModelConfig, description=description)
 
 
 def parse_args(args: list[str] | None = None, description: str | None = None):
@@ -277,7 +278,9 @@ def build_trainer(
             f"{len(training_args.reward_weights)} reward_weights for {len(reward_functions)} rewards "
             f"({script_args.rewards})"
         )
-    trainer = GRPOTrainer(
+    # share_prompt (off by default): the same step computed with each prompt once (dialoghub/reward/trainer.py)
+    trainer_class = SharedPromptGRPOTrainer if getattr(training_args, "share_prompt", False) else GRPOTrainer
+    trainer = trainer_class(
         model=policy,
         reward_funcs=reward_functions,
         args=training_args,

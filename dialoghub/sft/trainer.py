@@ -215,8 +215,9 @@ class AdapterSFTTrainer(SFTTrainer):
         super().end()
 
 
-def restrict_lm_head_to_labels(model) -> None:
-    """Make `model(..., labels=..., fused_lm_head=True)` score only the positions whose label is not -100.
+def restrict_lm_head_to_labels(model, temperature: float = 1.0) -> None:
+    """Make `model(..., labels=..., fused_lm_head=True)` score only the positions whose label is not -100, the logits
+    divided by `temperature` (as the fused head trl's GRPO installs divides them).
 
     It wraps the fused forward that `SFTTrainer` installs (`trl.trainer.utils.add_fused_lm_head`), returning the same
     outputs (per-token log-probabilities, entropy, top-1 flags, label mask) computed with the same kernel, on fewer
@@ -254,7 +255,7 @@ def restrict_lm_head_to_labels(model) -> None:
                 weight,
                 bias,
                 labels[mask],
-                1.0,
+                temperature,
                 LM_HEAD_CHUNK_SIZE,
                 None,
                 1.0,
