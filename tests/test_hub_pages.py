@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from huggingface_hub import CommitOperationAdd, HfApi
+from PIL import Image
 
 from dialoghub.hub.client.embedded import free_loopback_port, start_hub
 from tests.browser import headless_chromium
@@ -78,14 +79,17 @@ def summarizer_card(base_id: str, dataset_id: str, dataset_sha: str) -> str:
                     {
                         "task": {"type": "summarization", "name": "Summarization"},
                         "dataset": {"type": dataset_id, "name": "tiny", "split": "test", "revision": dataset_sha},
-                        "metrics": [{"type": "rougeL", "name": "ROUGE-L", "value": 41.9}],
+                        "metrics": [
+                            {"type": "rougeL", "name": "ROUGE-L", "value": 41.9},
+                            {"type": "rougeL", "name": "tweetsumm-abstractive/ref1_rougeL", "value": 32.80012345678},
+                        ],
                     }
                 ],
             }
         ],
     }
     body = "# Summarizer adapter\n\nSummarizes a **customer-support** dialogue.\n\n| split | rows |\n|---|---|\n"
-    body += "| test | 5 |\n"
+    body += "| test | 5 |\n\n![Loss curve](loss_curve.png)\n\n[The adapter's config](adapter_config.json)\n"
     return f"---\n{yaml.safe_dump(metadata, sort_keys=False)}---\n{body}"
 
 
@@ -99,6 +103,12 @@ def parquet_bytes(split: str, count: int) -> bytes:
     )
     sink = io.BytesIO()
     pq.write_table(table, sink, row_group_size=10)
+    return sink.getvalue()
+
+
+def png_bytes() -> bytes:
+    sink = io.BytesIO()
+    Image.new("RGB", (40, 20), "steelblue").save(sink, format="PNG")
     return sink.getvalue()
 
 
@@ -137,11 +147,11 @@ def world(tmp_path_factory):
             repo_type="dataset",
         )  # fmt: skip
 
-        api.upload_file(
-            path_or_fileobj=summarizer_card(tiny.base, dataset, first).encode(),
-            path_in_repo="README.md",
-            repo_id=tiny.adapter,
-        )
+        card_files = [
+            CommitOperationAdd("README.md", summarizer_card(tiny.base, dataset, first).encode()),
+            CommitOperationAdd("loss_curve.png", png_bytes()),
+        ]
+        api.create_commit(tiny.adapter, card_files, commit_message="card")
         api.create_tag(tiny.adapter, tag="v1.0")
 
         # A verification record, and three more models ranked with the summarizer on the benchmark.
@@ -215,8 +225,15 @@ def test_model_page_card_sidebar_eval_results_and_tabs(world):
     assert f"/datasets/{world.dataset}?revision={world.first_dataset_commit}" in page.text  # dataset at its revision
     assert "apache-2.0" in page.text and "summarization" in page.text
     assert 'class="eval-row"' in page.text and "41.9" in page.text and "ROUGE-L" in page.text
+    assert ">32.8001<" in page.text  # shown to 4 decimals, as the Hub does
     assert 'id="inference-widget"' in page.text and "Late order" in page.text
     assert "widget-unconfigured" not in page.text
+    # A card's relative image and link mean files of the repo at the page's revision, as on the Hub.
+    image = f'src="/{world.summarizer}/resolve/main/loss_curve.png"'
+    assert image in page.text and f'href="/{world.summarizer}/resolve/main/adapter_config.json"' in page.text
+    assert get(world, f"/{world.summarizer}/resolve/main/loss_curve.png").content == png_bytes()
+    tagged = get(world, f"/{world.summarizer}", params={"revision": "v1.0"}).text
+    assert f'src="/{world.summarizer}/resolve/v1.0/loss_curve.png"' in tagged
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and world.inference.url in csp and "unsafe-inline" not in csp.split("style")[0]
 
@@ -379,6 +396,11 @@ def test_the_acceptance_pages_in_chromium(world, browser, tmp_path):
 
     browser.get(f"{base}/{world.summarizer}")
     assert "Summarizer adapter" in browser.find_element(By.ID, "card").text
+    loss_curve = browser.find_element(By.CSS_SELECTOR, "#card img")
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", loss_curve) == 40
+    # Nothing in the sidebar is wider than the sidebar (long task ids and values wrap instead of overflowing).
+    overflow = "const s = document.querySelector('aside.sidebar'); return s.scrollWidth - s.clientWidth"
+    assert browser.execute_script(overflow) <= 0
     assert browser.find_elements(By.CSS_SELECTOR, "#eval-results .eval-row")
     browser.find_element(By.CSS_SELECTOR, ".widget-example").click()
     assert browser.find_element(By.ID, "widget-input").get_attribute("value").startswith("Customer:")

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urljoin
 
 import nh3
 import pyarrow as pa
@@ -114,9 +114,19 @@ def page_ref(repo_type: str, namespace: str, name: str) -> RepoRef:
 
 
 # ----- rendering helpers -------------------------------------------------------------------------------------------
-def render_markdown(text: str) -> str:
-    """Untrusted markdown (with raw HTML) to HTML that can do nothing but display."""
-    return nh3.clean(_markdown.render(text), link_rel="noopener noreferrer nofollow")
+def render_markdown(text: str, files_url: str | None = None) -> str:
+    """Untrusted markdown (with raw HTML) to HTML that can do nothing but display.
+
+    A relative link or image in a card (`![loss](loss_curve.png)`) means a file of the repo, as on the Hub: it is
+    resolved against `files_url` (the repo's `resolve/<revision>/`); links within the page (`#...`) and site paths
+    (`/...`) are kept."""
+
+    def into_repo(url: str) -> str:
+        return url if url.startswith(("#", "/")) else urljoin(files_url, url)
+
+    return nh3.clean(
+        _markdown.render(text), link_rel="noopener noreferrer nofollow", url_relative=into_repo if files_url else None
+    )
 
 
 def card_body(readme: str) -> str:
@@ -188,6 +198,11 @@ class RepoView:
     @property
     def quoted_revision(self) -> str:
         return quote(self.revision, safe="")
+
+    @property
+    def files_url(self) -> str:
+        """Where the files at this revision are served (a card's relative links resolve here)."""
+        return f"{self.url}/resolve/{self.quoted_revision}/"
 
 
 def repo_view(storage: HubStorage, ref: RepoRef, repo: Repo, revision: str) -> RepoView:
@@ -450,7 +465,7 @@ def card_tab(request: Request, ref: RepoRef, revision: str) -> HTMLResponse:
     def render(storage: HubStorage, repo: Repo, view: RepoView) -> dict:
         results = eval_results_json(storage, ref.id, repo) if ref.type == "model" and revision == HEAD_BRANCH else []
         return {
-            "card_html": render_markdown(card_body(view.readme)) if view.readme else None,
+            "card_html": render_markdown(card_body(view.readme), view.files_url) if view.readme else None,
             "sidebar": sidebar(view),
             "eval_results": [item for item in results if "data" in item],
             "model_index": model_index_rows(view.metadata),
