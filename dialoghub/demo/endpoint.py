@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-import httpx2
 from huggingface_hub import InferenceClient
-from huggingface_hub.errors import InferenceTimeoutError
+from huggingface_hub.errors import HfHubHTTPError, HTTPError
 
 from dialoghub.models.decoding import GenerationSettings
 
@@ -55,13 +54,13 @@ class EndpointModel:
         client = InferenceClient(base_url=self.url, timeout=ENDPOINT_TIMEOUT_S)
         try:
             output = client.chat_completion(messages, model=self.model, **chat_parameters(settings))
-        except (httpx2.TransportError, InferenceTimeoutError) as error:  # refused, reset, timed out: no answer
+        except HfHubHTTPError as error:  # it answered, with an error status
+            raise EndpointError(f"The inference endpoint {self.url} refused {self.model}: {error}") from error
+        except HTTPError as error:  # any other transport error: refused, reset or timed out, so no answer at all
             raise EndpointError(
                 f"The inference endpoint {self.url} did not answer ({type(error).__name__}: {error}). Start it "
                 "(`make hub` serves one on :8766), or unset inference_url to run the models in the demo."
             ) from error
-        except httpx2.HTTPError as error:  # it answered with an error status (huggingface_hub's HfHubHTTPError)
-            raise EndpointError(f"The inference endpoint {self.url} refused {self.model}: {error}") from error
         content = output.choices[0].message.content if output.choices else None
         if content is None:
             raise EndpointError(f"The inference endpoint {self.url} returned no text for {self.model}")
