@@ -20,6 +20,7 @@ from dialoghub.core import processes
 from dialoghub.core.paths import REPO_ROOT
 from dialoghub.metrics.bootstrap import Estimate
 from dialoghub.metrics.closeness import (
+    DIALOGUE_FEATURES,
     classifier_two_sample_test,
     distinct_n_closeness,
     distribution_distances,
@@ -260,6 +261,7 @@ def test_a_closeness_target_is_met_only_when_the_interval_is_on_its_side():
     assert at_least.verdict(Estimate(0.95, 0.85, 0.99)) == closeness.MET_BY_POINT
     assert at_least.verdict(Estimate(0.89, 0.85, 0.95)) == closeness.NOT_MET
     assert POINT_ONLY == closeness.MET_BY_POINT
+    assert list(closeness.FEATURE_LABELS) == list(DIALOGUE_FEATURES), "the card names every distribution"
 
 
 def test_generate_and_publish_is_the_stage_in_one_call(setup, hub_api, repo_name, tmp_path):
