@@ -23,6 +23,7 @@ from pathlib import Path
 from dialoghub.core.recipes import configure_logging, parse_recipe
 from dialoghub.hub.client.embedded import hub_session
 from dialoghub.synthetic import default_repo_id
+from dialoghub.synthetic.closeness import format_closeness
 from dialoghub.synthetic.comparison import format_comparison
 from dialoghub.synthetic.publish import NothingToPublishError, publish
 from dialoghub.synthetic.run import (
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {count['name']:<20} {count['examined']:>8} {count['rejected']:>9}")
             if result.comparison:
                 print(format_comparison(result.comparison))
+            if result.closeness:
+                print(format_closeness(result.closeness))
             generated = len(result.all_rows())
             print(f"Elapsed: {time.perf_counter() - started:.0f}s for {generated} generated dialogue(s)")
             if not args.push:

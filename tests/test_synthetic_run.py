@@ -14,12 +14,25 @@ import pytest
 import torch
 from datasets import load_dataset
 from huggingface_hub import DatasetCard, HfApi
+from markupsafe import escape
 
 from dialoghub.core import processes
 from dialoghub.core.paths import REPO_ROOT
+from dialoghub.metrics.bootstrap import Estimate
+from dialoghub.metrics.closeness import (
+    DIALOGUE_FEATURES,
+    classifier_two_sample_test,
+    distinct_n_closeness,
+    distribution_distances,
+    embed_texts,
+    mauve_closeness,
+    opening_sharing,
+)
+from dialoghub.metrics.semantic import SemanticSimilarity
 from dialoghub.models import prompts
+from dialoghub.models.base_models import minilm_dir
 from dialoghub.models.generation import GenerationSettings, load_generator
-from dialoghub.synthetic import comparison, filters, generate_and_publish
+from dialoghub.synthetic import closeness, comparison, filters, generate_and_publish
 from dialoghub.synthetic.filters import FilterConfig
 from dialoghub.synthetic.publish import features, publish
 from dialoghub.synthetic.run import (
@@ -38,6 +51,7 @@ from tests.tiny_models import tiny_tweetsumm
 SOURCE_SIZES = {"train": 24, "validation": 6, "test": 6}
 SMALL_SOURCE_SIZES = {"train": 10, "validation": 3, "test": 3}
 SCRIPT = REPO_ROOT / "scripts" / "generate_dialogues.py"
+POINT_ONLY = "met by the point value only (its 95 % interval crosses the target)"
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +73,8 @@ def small_config(setup, **overrides) -> SyntheticConfig:
         "splits": {"train": 5, "validation": 2, "test": 2},
         "generation": GenerationSettings(max_new_tokens=40, do_sample=True, stop_loops=3, batch_size=4),
         "seed": 1,
+        # The offline MiniLM from its wheel, as the metric tests embed: the closeness figures' MAUVE
+        "embedding_model": str(minilm_dir()),
     }
     return SyntheticConfig(**(values | overrides))
 
@@ -121,6 +137,7 @@ def test_generate_filter_publish_and_load(setup, hub_api, repo_name, tmp_path):
     assert "CC BY-NC-SA 4.0" in card.text
     quick_start = run_quick_start(card.content)
     assert quick_start.returncode == 0, quick_start.stderr[-3000:]
+    check_closeness_section(card.text, result, dataset)
 
     # Re-publishing the same rows makes no commit; a resumed run with nothing left to do gives the same rows.
     again = generate_dialogues(small_config(setup), work_dir=tmp_path / "work", progress=False)
@@ -128,6 +145,123 @@ def test_generate_filter_publish_and_load(setup, hub_api, repo_name, tmp_path):
     commits = len(hub_api.list_repo_commits(repo_name, repo_type="dataset"))
     assert publish(again, repo_name, tag="v1.0").commit == commit
     assert len(hub_api.list_repo_commits(repo_name, repo_type="dataset")) == commits
+
+
+def card_row(card: str, label: str) -> str:
+    return next(line for line in card.splitlines() if line.startswith(f"| {label}"))
+
+
+def interval(estimate, scale: float = 100, digits: int = 1) -> str:
+    return (
+        f"{scale * estimate.value:.{digits}f} [{scale * estimate.ci_low:.{digits}f}, "
+        f"{scale * estimate.ci_high:.{digits}f}]"
+    )
+
+
+def expected_verdict(estimate, bound: float, at_most: bool) -> str:
+    def meets(value):
+        return value <= bound if at_most else value >= bound
+
+    if not meets(estimate.value):
+        return "not met"
+    if meets(estimate.ci_high if at_most else estimate.ci_low):
+        return "met"
+    return POINT_ONLY
+
+
+def check_closeness_section(card: str, result, dataset) -> None:
+    """The card's closeness figures are `dialoghub.metrics.closeness`'s on the published dialogues of every split
+    (pooled) and the real dialogs of their source conversations, read again here from the Hub."""
+    source = load_dataset(result.provenance["source"]["repo_id"], revision=result.provenance["source"]["sha"])
+    synthetic, real, seen = [], [], set()
+    for split in result.config.splits:
+        dialogs = {row["conversation_id"]: row["dialogue"] for row in source[split]}
+        for row in dataset[split]:
+            synthetic.append(row["dialogue"])
+            if row["source_conversation_id"] not in seen:
+                seen.add(row["source_conversation_id"])
+                real.append(dialogs[row["source_conversation_id"]])
+    assert len(synthetic) == sum(result.config.splits.values()) and len(real) >= 5
+    seed = result.config.seed
+    real_texts = [prompts.render_dialogue(dialogue) for dialogue in real]
+    synthetic_texts = [prompts.render_dialogue(dialogue) for dialogue in synthetic]
+    two_sample = classifier_two_sample_test(real_texts, synthetic_texts, seed=seed)
+    minilm = SemanticSimilarity(str(minilm_dir()))
+    mauve = mauve_closeness(embed_texts(real_texts, minilm), embed_texts(synthetic_texts, minilm), seed=seed)
+    distinct = distinct_n_closeness(real, synthetic, seed=seed)
+    openings = {"synthetic": opening_sharing(synthetic), "real": opening_sharing(real)}
+    distances = distribution_distances(real, synthetic, seed=seed)
+
+    figures = result.closeness["figures"]
+    assert figures["two_sample"]["accuracy"]["value"] == two_sample.accuracy.value
+    assert figures["mauve"]["mauve"] == pytest.approx(mauve.mauve)
+    assert figures["distinct"][2]["ratio"]["value"] == pytest.approx(distinct[2].ratio.value)
+    assert (result.closeness["n_synthetic"], result.closeness["n_real"]) == (len(synthetic), len(real))
+
+    assert "## How close to real dialogues" in card
+    row = card_row(card, "Two-sample classifier accuracy")
+    verdict = expected_verdict(two_sample.accuracy, 0.70, at_most=True)
+    assert row.endswith(f"| {interval(two_sample.accuracy)} | | ≤ 70 % | {verdict} |"), row
+    row = card_row(card, "MAUVE")
+    assert f"| {mauve.mauve:.3f} (point value: mauve-text gives no interval) |" in row, row
+    assert f"{mauve.num_buckets} k-means clusters" in row
+    for order, found in distinct.items():
+        row = card_row(card, f"Distinct-{order} (")
+        assert f"| {interval(found.synthetic, 1, 3)} | {interval(found.real, 1, 3)} |" in row, row
+    row = card_row(card, "Distinct-2, synthetic / real")
+    verdict = expected_verdict(distinct[2].ratio, 0.90, at_most=False)
+    assert row.endswith(f"| {interval(distinct[2].ratio)} | | ≥ 90 % | {verdict} |"), row
+    row = card_row(card, "Dialogues sharing an opening turn")
+    verdict = expected_verdict(openings["synthetic"].share, 0.05, at_most=True)
+    synthetic_cell = f"{interval(openings['synthetic'].share)} ({openings['synthetic'].n_sharing} of {len(synthetic)})"
+    real_cell = f"{interval(openings['real'].share)} ({openings['real'].n_sharing} of {len(real)})"
+    assert row.endswith(f"| {synthetic_cell} | {real_cell} | ≤ 5 % | {verdict} |"), row
+    labels = {
+        "two-sample classifier accuracy": expected_verdict(two_sample.accuracy, 0.70, at_most=True),
+        "distinct-2, synthetic / real": expected_verdict(distinct[2].ratio, 0.90, at_most=False),
+        "dialogues sharing an opening turn": expected_verdict(openings["synthetic"].share, 0.05, at_most=True),
+    }
+    for heading, wanted in (
+        ("**Targets met**", "met"),
+        ("**Met by the point", POINT_ONLY),
+        ("**Not met**", "not met"),
+    ):
+        line = next(line for line in card.splitlines() if line.startswith(heading))
+        for label, verdict in labels.items():
+            assert (label in line) == (verdict == wanted), (line, label, verdict)
+    for feature, label in (("turns", "turns per dialogue"), ("words_per_turn", "words per turn")):
+        found = distances[feature]
+        row = card_row(card, label)
+        assert row.startswith(
+            f"| {label} | {found.real_mean:.2f} | {found.synthetic_mean:.2f} | {interval(found.wasserstein, 1, 3)} | "
+            f"{found.ks_statistic:.3f} |"
+        ), row
+
+    # Three real and synthetic dialogues for the same summaries, side by side.
+    examples = card.split("### Real and synthetic dialogues for the same summaries")[1].split("## Filters")[0]
+    first_split = next(iter(result.config.splits))
+    dialogs = {row["conversation_id"]: row["dialogue"] for row in source[first_split]}
+    rows = [line for line in examples.splitlines() if line.startswith("| ") and not line.startswith("| summary")]
+    assert len(rows) == 3
+    for line, published in zip(rows, dataset[first_split], strict=False):
+        real_dialog = prompts.render_dialogue(dialogs[published["source_conversation_id"]])
+        synthetic_dialogue = prompts.render_dialogue(published["dialogue"])
+        texts = (published["summary"], real_dialog, synthetic_dialogue)
+        cells = [str(escape(text)).replace("\n", "<br>") for text in texts]
+        assert line == f"| {' | '.join(cells)} |"
+
+
+def test_a_closeness_target_is_met_only_when_the_interval_is_on_its_side():
+    at_most = closeness.Target("two_sample_accuracy", "accuracy", 0.70, at_most=True)
+    assert at_most.verdict(Estimate(0.60, 0.55, 0.65)) == closeness.MET
+    assert at_most.verdict(Estimate(0.70, 0.65, 0.75)) == closeness.MET_BY_POINT
+    assert at_most.verdict(Estimate(0.71, 0.65, 0.75)) == closeness.NOT_MET
+    at_least = closeness.Target("distinct_2_ratio", "ratio", 0.90, at_most=False)
+    assert at_least.verdict(Estimate(0.95, 0.91, 0.99)) == closeness.MET
+    assert at_least.verdict(Estimate(0.95, 0.85, 0.99)) == closeness.MET_BY_POINT
+    assert at_least.verdict(Estimate(0.89, 0.85, 0.95)) == closeness.NOT_MET
+    assert POINT_ONLY == closeness.MET_BY_POINT
+    assert list(closeness.FEATURE_LABELS) == list(DIALOGUE_FEATURES), "the card names every distribution"
 
 
 def test_generate_and_publish_is_the_stage_in_one_call(setup, hub_api, repo_name, tmp_path):
@@ -155,6 +289,10 @@ def test_generate_and_publish_is_the_stage_in_one_call(setup, hub_api, repo_name
     card = DatasetCard.load(repo_name, repo_type="dataset")
     assert f"| round-trip summarizer | `{setup['model'].split('@')[0]}@" in card.text
     assert "not applied" not in card.text
+    # One dialogue: too few for the closeness figures, which the card says rather than print meaningless ones.
+    assert "No figures: 1 synthetic and 1 real dialogues, fewer than the 5 a side" in card.text
+    assert "| Two-sample classifier accuracy" not in card.text
+    assert "### Real and synthetic dialogues for the same summaries" in card.text
 
 
 def identity_adapter(setup, folder):
@@ -294,7 +432,7 @@ def cli_args(setup, work_dir, repo_id) -> list[str]:
         "--splits", "train=1000,validation=1000,test=1000",
         # No repetition penalty: the end-of-turn token is in the prompt, and the script needs it as likely as a loop.
         "--batch_size", "2", "--max_new_tokens", "400", "--stop_loops", "0", "--repetition_penalty", "1.0",
-        "--seed", "3", "--few_shot", "1",
+        "--seed", "3", "--few_shot", "1", "--embedding_model", str(minilm_dir()),
         "--work_dir", str(work_dir), "--repo_id", repo_id, "--tag", "v1.0", "--progress", "false",
     ]  # fmt: skip
 

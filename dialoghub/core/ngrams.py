@@ -24,3 +24,10 @@ def shingles(tokens: Sequence[str], n: int) -> set[tuple[str, ...]]:
     if len(tokens) < n:
         return {tuple(tokens)} if tokens else set()
     return set(ngrams(tokens, n))
+
+
+def distinct_n(token_lists: Sequence[Sequence[str]], n: int) -> float:
+    """Distinct n-grams over all n-grams of the token lists together, none spanning two lists (Li et al., 2016);
+    0 when there is no n-gram."""
+    found = [ngram for tokens in token_lists for ngram in ngrams(tokens, n)]
+    return len(set(found)) / len(found) if found else 0.0

@@ -28,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline, make_pipeline
 
+from dialoghub.core.ngrams import distinct_n as ngrams_distinct_n
 from dialoghub.core.ngrams import ngrams, words
 from dialoghub.data.records import CUSTOMER, ROLES
 from dialoghub.metrics.bootstrap import (
@@ -241,9 +242,9 @@ def distinct_shares(dialogues: Sequence[Dialogue], order: int) -> tuple[np.ndarr
 
 
 def distinct_n(dialogues: Sequence[Dialogue], order: int) -> float:
-    """Unique n-grams / all n-grams over the set's turns (Li et al., 2016); 0 when there is no n-gram."""
-    found = [ngram for dialogue in dialogues for ngram in dialogue_ngrams(dialogue, order)]
-    return len(set(found)) / len(found) if found else 0.0
+    """Unique n-grams / all n-grams over the set's turns (`dialoghub.core.ngrams.distinct_n` of the turns' words, as
+    the leaderboard's synthetic-dialogue task counts its own tokens); 0 when there is no n-gram."""
+    return ngrams_distinct_n([words(turn["text"]) for dialogue in dialogues for turn in dialogue], order)
 
 
 def _resampled_ratio(numerators: np.ndarray, denominators: np.ndarray, indices: np.ndarray) -> np.ndarray:

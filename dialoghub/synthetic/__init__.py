@@ -3,6 +3,8 @@
 - `filters`: parsing a generated text into turns, and the quality filters (each with a reason code);
 - `shards`: the resumable store (one atomically written shard per generated batch);
 - `run`: candidates, few-shot prompts, generation and filtering (`generate_dialogues`);
+- `comparison`: the generator against the base model with worked examples, on the same summaries;
+- `closeness`: how close the published dialogues are to the real dialogs of their source conversations;
 - `publish`: parquet, card and tagged push.
 
 The pipeline runs `scripts/generate_dialogues.py` with `datasets_repo/synthetic-dialogues/recipe.yaml` (generate,

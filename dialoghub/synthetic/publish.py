@@ -23,6 +23,7 @@ from dialoghub.data.parquet_repo import (
 )
 from dialoghub.models import prompts
 from dialoghub.synthetic import filters
+from dialoghub.synthetic.closeness import FEATURE_LABELS
 from dialoghub.synthetic.comparison import COMPARED_METRICS
 from dialoghub.synthetic.run import RunResult, filter_counts, stop_reasons
 
@@ -221,6 +222,8 @@ def render_card(result: RunResult, rows, data_files: list[DataFile], repo_id: st
         stop_reasons=stop_reasons(all_rows),
         comparison=result.comparison,
         comparison_labels=COMPARED_METRICS,
+        closeness=result.closeness,
+        closeness_features=FEATURE_LABELS,
         prompt_json=json.dumps(example_prompt(result), indent=2, ensure_ascii=False),
         generation_json=json.dumps(result.provenance["generation"], indent=2, sort_keys=True),
         model_license=model_license(result.provenance["generator"]),

@@ -21,6 +21,7 @@ from dialoghub.core.paths import base_dir, project_org
 from dialoghub.hub.client.publish import RELEASE_TAG
 from dialoghub.hub.client.refs import resolve_repo
 from dialoghub.metrics.rouge import rouge_per_sample
+from dialoghub.metrics.semantic import DEFAULT_EMBEDDING_MODEL
 from dialoghub.metrics.toxicity import load_toxicity_scorer
 from dialoghub.models import prompts
 from dialoghub.models.base_models import SMOLLM2
@@ -32,6 +33,7 @@ from dialoghub.models.generation import (
     round_trip_summaries,
 )
 from dialoghub.synthetic import comparison, filters
+from dialoghub.synthetic.closeness import closeness_to_real
 from dialoghub.synthetic.shards import ShardStore, run_key
 
 logger = logging.getLogger(__name__)
@@ -64,7 +66,9 @@ class SyntheticConfig:
         },
     )
     id_column: str = field(default="conversation_id", metadata={"help": "The source's conversation id column."})
-    dialogue_column: str = field(default="dialogue", metadata={"help": "Only read for few-shot examples."})
+    dialogue_column: str = field(
+        default="dialogue", metadata={"help": "The real dialogs: few-shot examples and the closeness figures."}
+    )
     all_summaries: bool = field(
         default=True, metadata={"help": "One candidate per summary of a row (false: its first summary only)."}
     )
@@ -116,6 +120,14 @@ class SyntheticConfig:
     )
     compare_samples: int = field(default=32, metadata={"help": "Summaries of compare_split both generators write."})
     baseline_few_shot: int = field(default=1, metadata={"help": "Worked examples in the baseline's prompts."})
+    closeness: bool = field(
+        default=True,
+        metadata={"help": "Measure how close the published dialogues are to the real dialogs of their sources."},
+    )
+    embedding_model: str | None = field(
+        default=f"{DEFAULT_EMBEDDING_MODEL}@{RELEASE_TAG}",
+        metadata={"help": "Sentence-embedding model ID[@REV] or folder for the closeness MAUVE (none: no MAUVE)."},
+    )
 
     def __post_init__(self) -> None:
         # One seed for the whole run: candidate order, few-shot draws and (per batch) sampling.
@@ -262,6 +274,9 @@ class RunResult:
     """Candidates available per output split."""
     comparison: dict | None = None
     """The generator against the base model with worked examples (`comparison.compare`), when asked for."""
+    closeness: dict | None = None
+    """The published dialogues against the real ones of their sources (`closeness.closeness_to_real`), when asked
+    for."""
 
     def kept(self, split: str) -> list[dict]:
         """The rows published in the default config: the first `target` kept rows."""
@@ -386,11 +401,16 @@ def load_source(config: SyntheticConfig):
     uses_examples = config.few_shot or (config.comparing and config.baseline_few_shot)
     if uses_examples:
         needed.add(config.few_shot_split)
+    reads_dialogues = {config.few_shot_split} if uses_examples else set()
+    if config.closeness:
+        reads_dialogues |= {config.source_split_of(split) for split in config.splits}
     if missing := sorted(needed - set(dataset)):
         raise ValueError(f"{name} has no split {missing} (it has {sorted(dataset)}); map splits with source_splits")
     for split in sorted(needed):
         columns = set(dataset[split].column_names)
-        wanted = {config.id_column, config.summary_column} | ({config.dialogue_column} if uses_examples else set())
+        wanted = {config.id_column, config.summary_column}
+        if split in reads_dialogues:
+            wanted.add(config.dialogue_column)
         if missing := sorted(wanted - columns):
             raise ValueError(f"{name} split {split!r} has no column {missing} (it has {sorted(columns)})")
     return source, dataset
@@ -466,6 +486,10 @@ def generate_dialogues(
     result = RunResult(config, provenance, store.directory, rows, source_sizes)
     if config.comparing:
         result.comparison = compare_with_baseline(config, source, dataset, store, factory, summarizer, rows)
+    if config.closeness:
+        published = {split: result.kept(split) for split in config.splits}
+        source_record = {"repo_id": source.repo_id, "revision": source.revision, "sha": source.sha}
+        result.closeness = closeness_to_real(published, dataset, config, source_record)
     return result
 
 

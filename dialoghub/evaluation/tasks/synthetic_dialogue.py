@@ -12,7 +12,7 @@ from typing import Any
 
 from rouge_score.tokenizers import DefaultTokenizer
 
-from dialoghub.core.ngrams import ngrams
+from dialoghub.core.ngrams import distinct_n
 from dialoghub.evaluation.tasks.base import Doc, Scorers, Task, TaskScores, report_details, row_id
 from dialoghub.metrics import (
     ROUGE_TYPES,
@@ -50,12 +50,6 @@ def parse_generated_dialogue(text: str) -> tuple[list[dict[str, str]] | None, st
     speaking."""
     parsed = parse_generated(text, FORMAT_RULES)
     return (None, parsed.format_error) if parsed.format_error else (parsed.dialogue, "")
-
-
-def distinct_n(token_lists: Sequence[Sequence[str]], order: int) -> float:
-    """Distinct n-grams over all n-grams of the texts together (Li et al., 2016); 0 when there is no n-gram."""
-    found = [ngram for tokens in token_lists for ngram in ngrams(tokens, order)]
-    return len(set(found)) / len(found) if found else 0.0
 
 
 def score_dialogues_task(docs: Sequence[Doc], predictions: Sequence[str], scorers: Scorers) -> TaskScores:
