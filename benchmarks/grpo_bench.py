@@ -1,7 +1,10 @@
 """GRPO reward-tuning speed: optimizer steps per minute, and where a step's time goes, on this machine.
 
 python benchmarks/grpo_bench.py [--config models_repo/summarizer-grpo-lora/recipe.yaml] [--max_steps 5 ...]
-python benchmarks/grpo_bench.py --share_prompt true   # each prompt computed once (dialoghub/reward/trainer.py)
+python benchmarks/grpo_bench.py --share_prompt true   # one mode only: each prompt computed once (reward/trainer.py)
+
+Without `--share_prompt` it measures both in one run, trl's plain step (the baseline) and then the shared-prompt step
+(dialoghub/reward/trainer.py), on the same prompts and seed, and prints the speed-up.
 
 Runs the reward-tuning stage exactly as `scripts/reward_tune.py` builds it (the same recipe, parser and overrides;
 the SFT adapter and datasets from the Hub that HF_ENDPOINT names, started if needed), trains `max_steps` steps
@@ -18,6 +21,7 @@ The first step is warm-up and not counted. The output is one table and a JSON li
 
 import dialoghub.core.hubenv  # noqa: F401
 
+import gc
 import json
 import os
 import sys
@@ -110,10 +114,27 @@ def report(timer: PhaseTimer, training_args, n_completions_per_step: int) -> dic
 
 
 def main(argv=None) -> dict:
-
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv
     argv = [arg for arg in argv if arg != "--json"]
+    if "--share_prompt" in argv:
+        return measure(argv, as_json)
+    plain = measure([*argv, "--share_prompt", "false"], as_json)
+    gc.collect()
+    shared = measure([*argv, "--share_prompt", "true"], as_json)
+    speedup = plain["seconds_per_step"] / shared["seconds_per_step"]
+    print(
+        f"share_prompt: {shared['seconds_per_step']:.1f} s/step against trl's plain {plain['seconds_per_step']:.1f}"
+        f" s/step in the same run: {speedup:.2f}x"
+    )
+    for phase in PHASES:
+        before, after = plain["seconds_per_phase"].get(phase, 0.0), shared["seconds_per_phase"].get(phase, 0.0)
+        print(f"  {phase:26} {before:8.2f} -> {after:8.2f} s/step")
+    return {"plain": plain, "share_prompt": shared, "speedup": speedup}
+
+
+def measure(argv: list[str], as_json: bool) -> dict:
+    """One mode's step time and phase split (the recipe's settings, `argv` on top)."""
     if "--config" not in argv:
         argv = ["--config", RECIPE, *argv]
     if "--max_steps" not in argv:

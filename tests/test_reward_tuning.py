@@ -382,6 +382,22 @@ def test_grpo_bench_reports_steps_per_minute_and_where_the_time_goes(tiny_hub, t
     assert "steps/min" in capsys.readouterr().out
 
 
+def test_grpo_bench_measures_both_modes_in_one_run_by_default(tiny_hub, tmp_path, capsys):
+    import importlib.util
+
+    from dialoghub.core.paths import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("grpo_bench", REPO_ROOT / "benchmarks" / "grpo_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    argv = [*grpo_args_argv(tiny_hub, tmp_path), "--max_steps", "2", "--rewards", "rougeL", "--reward_weights", "1.0"]
+    result = bench.main(argv)
+    assert result["plain"]["trainer"] == "GRPOTrainer" and result["plain"]["share_prompt"] is False
+    assert result["share_prompt"]["trainer"] == "SharedPromptGRPOTrainer"
+    assert result["speedup"] == result["plain"]["seconds_per_step"] / result["share_prompt"]["seconds_per_step"]
+    assert f"{result['speedup']:.2f}x" in capsys.readouterr().out
+
+
 def test_build_provocation_script_publishes_a_release_and_a_rebuild_changes_nothing(tiny_hub, repo_name, capsys):
     import importlib.util
 
