@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from dialoghub.hub.client.embedded import free_loopback_port, hub_is_up
+from tests.test_processes import INTERACTIVE_SIGNALS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +31,9 @@ def alive(pid: int) -> bool:
 def test_make_hub_starts_both_servers_and_a_signal_stops_both(tmp_path, stop_signal):
     hub_port, inference_port = free_loopback_port(), free_loopback_port()
     log = tmp_path / "launcher.log"
-    command = [sys.executable, "-m", "dialoghub.inference", "with-hub", "--root", str(tmp_path / "root")]
+    # `python -m dialoghub.inference with-hub` (make hub) as a terminal starts it: with Python's SIGINT handler
+    make_hub = 'import runpy; runpy.run_module("dialoghub.inference", run_name="__main__", alter_sys=True)'
+    command = [sys.executable, "-c", INTERACTIVE_SIGNALS + make_hub, "with-hub", "--root", str(tmp_path / "root")]
     command += ["--hub-port", str(hub_port), "--port", str(inference_port)]
     with open(log, "wb") as output:
         launcher = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=REPO_ROOT)

@@ -6,7 +6,6 @@ import dialoghub.core.hubenv  # noqa: F401 - first: the HF libraries read HF_END
 
 import argparse
 import logging
-import signal
 import sys
 
 import uvicorn
@@ -50,9 +49,6 @@ def main(argv: list[str] | None = None) -> None:
     both.add_argument("--port", type=int, default=DEFAULT_PORT)
     args = parser.parse_args(argv)
     if args.command == "with-hub":
-        # A shell starts background jobs with SIGINT ignored, and Python keeps it ignored; Ctrl-C (SIGINT) must stop
-        # both servers however this was started
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.exit(serve_hub_with_inference(args.root or hub_root(), args.host, args.hub_port, args.port))
     configure_logging()
     if args.host not in ("127.0.0.1", "localhost", "::1"):
