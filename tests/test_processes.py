@@ -1,6 +1,8 @@
 """Whatever dialoghub starts ends with its starter: the embedded Hub of a `hub_session` when the session's process is
 stopped by a signal, and a `processes.run` command with the whole process group it started, on timeout and signal."""
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -98,3 +100,37 @@ def test_a_stopped_run_ends_the_group_it_started(tmp_path, signum):
         _, stderr = starter.communicate(timeout=120)
         assert starter.returncode == -signum, stderr
         assert not running(grandchild), "the started command's child outlived its starter"
+
+
+# Two groups, as `make hub` starts them; the newer one ignores SIGTERM, so ending it takes the grace period.
+STARTS_TWO_GROUPS = """
+    import subprocess, sys, time
+    from pathlib import Path
+    from dialoghub.core import processes
+
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}  # not holding the test's pipe open
+    first = processes.GroupProcess(["sleep", "600"], grace=3, **quiet)
+    stubborn = processes.GroupProcess(["sh", "-c", "trap '' TERM; sleep 600"], grace=3, **quiet)
+    Path(sys.argv[1]).write_text(f"{first.pid} {stubborn.pid}\\n")
+    time.sleep(600)
+"""
+
+
+def test_a_second_stop_signal_does_not_cut_the_first_ones_cleanup_short(tmp_path):
+    """make forwards to its children the SIGTERM its group got: the starter gets it twice, the second while it is
+    still ending the first group it started."""
+    pid_file = tmp_path / "children"
+    with python(STARTS_TWO_GROUPS, str(pid_file), stderr=subprocess.PIPE) as starter:
+        children = [int(pid) for pid in wait_for_file(pid_file, starter).split()]
+        try:
+            assert all(running(pid) for pid in children)
+            starter.send_signal(signal.SIGTERM)
+            time.sleep(0.5)  # inside the 3 s the stubborn group is given before SIGKILL
+            starter.send_signal(signal.SIGTERM)
+            _, stderr = starter.communicate(timeout=120)
+            assert starter.returncode == -signal.SIGTERM, stderr
+            assert not any(running(pid) for pid in children), "a started group outlived its starter"
+        finally:  # the groups' own leaders; nothing else is left if the starter failed to end them
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)

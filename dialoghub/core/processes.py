@@ -30,6 +30,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 _cleanups: dict[int, Callable[[], None]] = {}
 _keys = itertools.count()
 _previous_handlers: dict[int, Any] = {}
+_stopping = False
 _lock = threading.Lock()
 
 
@@ -41,6 +42,12 @@ def _run_cleanups() -> None:
 
 
 def _on_stop_signal(signum: int, frame) -> None:
+    global _stopping
+    # A second stop signal would run this handler again inside the first one's cleanups and end the process before
+    # they finish (make forwards to its children the SIGTERM that its process group got): the first one runs them all.
+    if _stopping:
+        return
+    _stopping = True
     _run_cleanups()
     previous = _previous_handlers[signum]
     if callable(previous):
