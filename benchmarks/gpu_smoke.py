@@ -41,7 +41,7 @@ import time
 import traceback
 from pathlib import Path
 
-from dialoghub.hub.client.embedded import isolate_hf_environment, start_hub
+from dialoghub.hub.client import isolate_hf_environment, start_hub
 
 HERE = Path(__file__).resolve().parents[1]  # the checkout this script belongs to (its recipes and test fixtures)
 TAG = "v1.0"

@@ -30,8 +30,8 @@ from collections import defaultdict
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see scripts/train_adapter.py
 
-from dialoghub.core import hardware  # noqa: E402
-from dialoghub.hub.client.embedded import hub_session  # noqa: E402
+from dialoghub.core.recipes import describe_cpu  # noqa: E402
+from dialoghub.hub.client import hub_session  # noqa: E402
 from dialoghub.reward.training import build_trainer, load_prompts, parse_args  # noqa: E402
 
 RECIPE = "models_repo/summarizer-grpo-lora/recipe.yaml"
@@ -142,7 +142,7 @@ def measure(argv: list[str], as_json: bool) -> dict:
     script_args, training_args, model_args = parse_args(
         [*argv, "--save_strategy", "no", "--report_to", "none", "--push", "false"]
     )
-    print(hardware.describe(), flush=True)
+    print(describe_cpu(), flush=True)
     timer = PhaseTimer()
     with hub_session():
         dataset, _ = load_prompts(script_args, training_args.seed)

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dialoghub.hub.client.embedded import isolate_hf_environment, start_hub
+from dialoghub.hub.client import isolate_hf_environment, start_hub
 
 
 def timed(function):

@@ -4,7 +4,7 @@ python benchmarks/train_bench.py [--steps 4] [--rounds 1] [--dialogs-per-step 8]
 
 Both train the summarizer LoRA (r=16, alpha 32, all-linear, dropout 0 so that losses can be compared) on the
 SmolLM2-135M base, on every reference summary of the first tweetsumm-clean training dialogs (rebuilt from
-shared/data/tweetsumm, so no Hub is needed), in the dtype `dialoghub.core.hardware` picks for this CPU (bfloat16 only
+shared/data/tweetsumm, so no Hub is needed), in the dtype `dialoghub.core.recipes` picks for this CPU (bfloat16 only
 with
 AMX or AVX512-BF16), without activation checkpointing, OpenMP threads asleep while they wait:
 
@@ -33,8 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from dialoghub.core import hardware
 from dialoghub.core.paths import shared_data_dir
+from dialoghub.core.recipes import describe_cpu, resolve_dtype
 from dialoghub.data import tweetsumm
 from dialoghub.models import prompts
 from dialoghub.models.base_models import CONVERSION_STAMP, smollm2_dir
@@ -267,7 +267,7 @@ def main(argv=None) -> None:
     parser.add_argument("--dtype", default="auto", help="auto (from the CPU), float32 or bfloat16")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    dtype = hardware.resolve_dtype(args.dtype)
+    dtype = resolve_dtype(args.dtype)
     if args.child:
         print(json.dumps(run_configuration(args.child, args.steps, args.dialogs_per_step, dtype)))
         return
@@ -276,7 +276,7 @@ def main(argv=None) -> None:
     if args.dialogs_per_step % BATCH_DIALOGS:
         parser.error(f"--dialogs-per-step must be a multiple of {BATCH_DIALOGS}")
 
-    print(hardware.describe())
+    print(describe_cpu())
     print(f"{args.rounds} round(s) x {len(CONFIGURATIONS)} configurations x {args.steps} steps, {dtype}")
     runs: dict[str, list[dict]] = {name: [] for name in CONFIGURATIONS}
     for round_index in range(args.rounds):

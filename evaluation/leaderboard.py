@@ -42,7 +42,7 @@ from dialoghub.evaluation.leaderboard import (
 )
 from dialoghub.evaluation.run import Evaluation, EvaluationConfig, evaluate
 from dialoghub.evaluation.tasks import TASKS, get_task
-from dialoghub.hub.client.embedded import hub_session
+from dialoghub.hub.client import hub_session
 
 PROG = "python -m evaluation.leaderboard"
 

@@ -21,9 +21,7 @@ from dialoghub.data.provocation import (
     load_abuse_list,
     publish,
 )
-from dialoghub.hub.client.embedded import hub_session
-from dialoghub.hub.client.publish import RELEASE_TAG
-from dialoghub.hub.client.refs import resolve_repo
+from dialoghub.hub.client import RELEASE_TAG, hub_session, resolve_repo
 from dialoghub.metrics.toxicity import PROFANITY_CHECK, TOXIC_THRESHOLD, load_toxicity_scorer
 
 

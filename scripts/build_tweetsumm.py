@@ -20,7 +20,7 @@ from dialoghub.data.cleaning import CleaningOptions
 from dialoghub.data.readers import SourceError
 from dialoghub.data.tweetsumm import build, default_rejects_report, publish
 from dialoghub.data.validation import NEAR_DUPLICATE_JACCARD, DatasetValidationError, write_rejects_report
-from dialoghub.hub.client.embedded import hub_session
+from dialoghub.hub.client import hub_session
 
 
 @dataclass

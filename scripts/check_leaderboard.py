@@ -22,7 +22,7 @@ from dialoghub.core.recipes import parse_recipe
 from dialoghub.demo.app import DemoConfig, build_demo
 from dialoghub.evaluation import benchmark
 from dialoghub.evaluation.leaderboard import default_benchmark_dataset, render_leaderboard
-from dialoghub.hub.client.embedded import free_loopback_port, hub_session
+from dialoghub.hub.client import free_loopback_port, hub_session
 
 
 @dataclass

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from dialoghub.core.paths import project_org
 from dialoghub.core.recipes import configure_logging, parse_recipe
 from dialoghub.demo.app import DemoConfig, build_demo, publish_space
-from dialoghub.hub.client.embedded import hub_session
+from dialoghub.hub.client import hub_session
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialoghub.core.recipes import configure_logging, parse_recipe
-from dialoghub.hub.client.embedded import hub_session
+from dialoghub.hub.client import hub_session
 from dialoghub.synthetic import default_repo_id
 from dialoghub.synthetic.closeness import format_closeness
 from dialoghub.synthetic.comparison import format_comparison

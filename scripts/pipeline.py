@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from dialoghub.core.paths import REPO_ROOT, base_dir
 from dialoghub.core.processes import GroupProcess
 from dialoghub.core.recipes import parse_recipe
-from dialoghub.hub.client.embedded import hub_session
+from dialoghub.hub.client import hub_session
 
 STDERR_TAIL_LINES = 20
 

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from huggingface_hub import HfApi
 
 from dialoghub.core.recipes import configure_logging, parse_recipe
-from dialoghub.hub.client.embedded import hub_session
-from dialoghub.hub.client.publish import RELEASE_TAG
+from dialoghub.hub.client import RELEASE_TAG, hub_session
 from dialoghub.models import base_models
 
 COMMANDS = ("convert", "publish")

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 
 from dialoghub.core.recipes import configure_logging
-from dialoghub.hub.client.embedded import hub_session
+from dialoghub.hub.client import hub_session
 from dialoghub.sft.card import push_adapter, push_merged
 from dialoghub.sft.training import parser
 

@@ -22,7 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from dialoghub.core.recipes import configure_logging  # noqa: E402
 from dialoghub.evaluation.before_after import refresh_card  # noqa: E402
-from dialoghub.hub.client.embedded import hub_session  # noqa: E402
+from dialoghub.hub.client import hub_session  # noqa: E402
 from dialoghub.reward.card import push_reward_adapter  # noqa: E402
 from dialoghub.reward.training import parse_args, train  # noqa: E402
 from dialoghub.sft.card import train_and_release  # noqa: E402

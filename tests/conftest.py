@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from dialoghub.hub.client.embedded import isolate_hf_environment, start_hub
+from dialoghub.hub.client import isolate_hf_environment, start_hub
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="dialoghub-tests-"))
 _HUB_PORT = urlparse(isolate_hf_environment(_SESSION_DIR)).port

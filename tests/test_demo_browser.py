@@ -10,7 +10,7 @@ import time
 import pytest
 
 from dialoghub.demo.app import DemoConfig, build_demo, publish_space
-from dialoghub.hub.client.embedded import free_loopback_port
+from dialoghub.hub.client import free_loopback_port
 from tests.browser import headless_chromium, require_browser
 from tests.tiny_models import publish_tiny_base_and_adapter, tiny_tweetsumm
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from huggingface_hub import HfApi
 
-from dialoghub.hub.client.refs import resolve_repo, split_revision
+from dialoghub.hub.client import resolve_repo, split_revision
 from dialoghub.models import prompts
 from dialoghub.models.generation import (
     STOP_EOS,

@@ -12,7 +12,7 @@ import shutil
 import pytest
 import torch
 
-from dialoghub.hub.client.refs import ResolvedRepo
+from dialoghub.hub.client import ResolvedRepo
 from dialoghub.models import generation, prompts
 from dialoghub.models.backends import ENGINES, engines, gguf_export, loops
 from dialoghub.models.base_models import drop_gguf_quantizer_state

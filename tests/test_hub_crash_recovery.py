@@ -12,7 +12,7 @@ import httpx
 import pytest
 from huggingface_hub import HfApi
 
-from dialoghub.hub.client.embedded import start_hub
+from dialoghub.hub.client import start_hub
 from dialoghub.hub.server.faults import FAULTS_ENV, KILL_AT_HEADER
 
 MIN_KILL_POINTS = 20

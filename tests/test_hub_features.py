@@ -14,7 +14,7 @@ import pytest
 from huggingface_hub import CommitOperationAdd, CommitOperationCopy, HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from dialoghub.hub.client.embedded import start_hub
+from dialoghub.hub.client import start_hub
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from huggingface_hub import HfApi
 
-from dialoghub.hub.client.embedded import start_hub
+from dialoghub.hub.client import start_hub
 from dialoghub.hub.server.storage import parse_lfs_pointer
 
 needs_git_lfs = pytest.mark.skipif(shutil.which("git-lfs") is None, reason="needs Debian's git-lfs (apt-get install)")

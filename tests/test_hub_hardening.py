@@ -11,7 +11,7 @@ import pytest
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError
 
-from dialoghub.hub.client.embedded import start_hub
+from dialoghub.hub.client import start_hub
 
 STALLED_CONNECTIONS = 100
 

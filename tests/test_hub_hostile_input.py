@@ -11,7 +11,7 @@ import typing
 import httpx
 import pytest
 
-from dialoghub.hub.client.embedded import start_hub
+from dialoghub.hub.client import start_hub
 from dialoghub.hub.server.dependencies import Body
 from dialoghub.hub.server.routes import ROUTERS
 

@@ -9,7 +9,7 @@ import pytest
 from huggingface_hub import CommitOperationAdd
 from huggingface_hub.errors import HfHubHTTPError
 
-from dialoghub.hub.client.embedded import start_hub
+from dialoghub.hub.client import start_hub
 
 
 def ndjson(*lines: dict) -> bytes:

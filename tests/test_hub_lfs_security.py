@@ -9,7 +9,7 @@ import httpx
 import pytest
 from huggingface_hub import HfApi
 
-from dialoghub.hub.client.embedded import start_hub
+from dialoghub.hub.client import start_hub
 from dialoghub.hub.server.storage import lfs_pointer
 
 TOKEN = "s3cret"

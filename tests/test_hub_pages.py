@@ -20,7 +20,7 @@ import yaml
 from huggingface_hub import CommitOperationAdd, HfApi
 from PIL import Image
 
-from dialoghub.hub.client.embedded import free_loopback_port, start_hub
+from dialoghub.hub.client import free_loopback_port, start_hub
 from tests.browser import headless_chromium
 from tests.test_inference_server import InferenceServer, publish_tiny_adapter
 

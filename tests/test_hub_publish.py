@@ -1,12 +1,18 @@
-"""The one publish-and-tag path (dialoghub.hub.client.publish) and the one reading of `ID@REV`
-(dialoghub.hub.client.refs), against
+"""The one publish-and-tag path (dialoghub.hub.client) and the one reading of `ID@REV`
+(dialoghub.hub.client), against
 the real embedded Hub."""
 
 import pytest
 
 from dialoghub.core.recipes import NONE, optional_reference
-from dialoghub.hub.client.publish import TagConflictError, publish_folder, tag_commit
-from dialoghub.hub.client.refs import RepoReferenceError, repo_id_of, split_revision
+from dialoghub.hub.client import (
+    RepoReferenceError,
+    TagConflictError,
+    publish_folder,
+    repo_id_of,
+    split_revision,
+    tag_commit,
+)
 
 
 def write(folder, files: dict[str, str]):

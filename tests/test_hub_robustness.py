@@ -15,7 +15,7 @@ import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from dialoghub.hub.client.embedded import start_hub
+from dialoghub.hub.client import start_hub
 from dialoghub.hub.server.storage import parse_lfs_pointer
 
 

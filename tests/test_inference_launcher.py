@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dialoghub.hub.client.embedded import free_loopback_port, hub_is_up
+from dialoghub.hub.client import free_loopback_port, hub_is_up
 from tests.test_processes import INTERACTIVE_SIGNALS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from huggingface_hub import HfApi, InferenceClient
 from huggingface_hub.errors import HfHubHTTPError
 
 from dialoghub.core.processes import GroupProcess
-from dialoghub.hub.client.embedded import free_loopback_port
+from dialoghub.hub.client import free_loopback_port
 from tests.tiny_models import publish_tiny_base_and_adapter
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

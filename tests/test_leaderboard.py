@@ -15,8 +15,8 @@ from huggingface_hub import DatasetCard, EvalResult, HfApi, ModelCard, ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from dialoghub.core import processes
-from dialoghub.core.hardware import resolve_dtype
 from dialoghub.core.paths import REPO_ROOT
+from dialoghub.core.recipes import resolve_dtype
 from dialoghub.evaluation import leaderboard, model_card, provenance, results
 from dialoghub.evaluation.run import EvaluationConfig, evaluate
 from dialoghub.models.generation import GenerationSettings

@@ -14,7 +14,7 @@ import pytest
 
 from dialoghub.core import processes
 from dialoghub.core.paths import REPO_ROOT
-from dialoghub.hub.client.embedded import hub_is_up
+from dialoghub.hub.client import hub_is_up
 
 # A program started in the background by a non-interactive shell inherits SIGINT ignored, and one started under
 # `nohup` (as CI may be) SIGHUP ignored; a user's terminal program has Python's SIGINT handler and SIGHUP's default.
@@ -48,7 +48,7 @@ def wait_for_file(path, process, deadline_s: float = 120) -> str:
 HUB_SESSION = """
     import sys, time
     from pathlib import Path
-    from dialoghub.hub.client.embedded import hub_session, isolate_hf_environment
+    from dialoghub.hub.client import hub_session, isolate_hf_environment
 
     isolate_hf_environment(sys.argv[1])
     with hub_session(Path(sys.argv[1]) / "hub") as hub:

@@ -15,7 +15,7 @@ from huggingface_hub import HfApi
 
 from dialoghub.core import processes
 from dialoghub.core.paths import REPO_ROOT
-from dialoghub.hub.client.embedded import free_loopback_port, hub_is_up
+from dialoghub.hub.client import free_loopback_port, hub_is_up
 from dialoghub.sft.training import parse_args as parse_training_args
 from evaluation import leaderboard as leaderboard_cli
 

@@ -17,7 +17,7 @@ from dialoghub.core.paths import REPO_ROOT, shared_data_dir
 from dialoghub.data.parquet_repo import parquet_path
 from dialoghub.data.readers import SourceError
 from dialoghub.data.tweetsumm import build, build_and_publish, features, publish, write_dataset_folder
-from dialoghub.hub.client.publish import TagConflictError
+from dialoghub.hub.client import TagConflictError
 from tests.card_code import run_quick_start
 
 SMALL = Path(__file__).parent / "fixtures" / "tweetsumm" / "small"

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dialoghub.core.files import atomic_write
-from dialoghub.hub.client.publish import Publication, publish_folder
+from dialoghub.hub.client import Publication, publish_folder
 
 # Fixed, so the files never depend on pyarrow's defaults; one row group holds a whole TweetSumm split.
 ROW_GROUP_SIZE = 1000

@@ -32,7 +32,7 @@ from dialoghub.data.records import (
     merge_consecutive_turns,
     split_name,
 )
-from dialoghub.hub.client.refs import RepoReferenceError, UnknownRepoError, resolve_repo
+from dialoghub.hub.client import RepoReferenceError, UnknownRepoError, resolve_repo
 
 OFFICIAL_FILE = re.compile(r"final_(?P<split>[a-z]+)_tweetsum\.jsonl")
 HUB_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")

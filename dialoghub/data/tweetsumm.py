@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from dialoghub.core.files import atomic_write
+from dialoghub.core.files import atomic_write, code_version
 from dialoghub.core.paths import REPO_ROOT, base_dir
-from dialoghub.core.provenance import code_version
 from dialoghub.data.cleaning import Cleaner, CleaningOptions
 from dialoghub.data.parquet_repo import (
     PARQUET_COMPRESSION,

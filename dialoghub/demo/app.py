@@ -18,15 +18,14 @@ from pathlib import Path
 
 from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
+from dialoghub.core.files import git
 from dialoghub.core.paths import REPO_ROOT, project_org
-from dialoghub.core.provenance import git
 from dialoghub.core.recipes import optional_reference
 from dialoghub.demo.endpoint import EndpointError, EndpointModel
 from dialoghub.evaluation.leaderboard import render_leaderboard
 from dialoghub.evaluation.results import ResultsRepoError
 from dialoghub.evaluation.tasks import TASKS
-from dialoghub.hub.client.publish import publish_folder
-from dialoghub.hub.client.refs import repo_id_of, split_revision
+from dialoghub.hub.client import publish_folder, repo_id_of, split_revision
 from dialoghub.models import prompts
 from dialoghub.models.generation import GenerationSettings, Generator, load_generator
 

@@ -15,7 +15,7 @@ from dialoghub.evaluation.comparisons import SECTION_HEADING
 from dialoghub.evaluation.model_card import eval_results, replace_section, section_of
 from dialoghub.evaluation.results import default_results_repo, latest_record, load_details, load_records
 from dialoghub.evaluation.submissions import results_url
-from dialoghub.hub.client.publish import tag_commit
+from dialoghub.hub.client import tag_commit
 from dialoghub.metrics.paired import paired_change
 from dialoghub.reward.card import COMPARED, PAIRED_COLUMNS, PROVOCATION_TASK, RELEVANCE_TASK, render_card
 from dialoghub.sft.card import SUMMARY_FILE

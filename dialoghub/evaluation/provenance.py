@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dialoghub.core import provenance
+from dialoghub.core import files
 
 VERSIONED_PACKAGES = (
     "torch",
@@ -26,12 +26,12 @@ SCORING_CODE = ("dialoghub", "evaluation")
 
 
 def package_versions() -> dict[str, str | None]:
-    return provenance.package_versions(VERSIONED_PACKAGES)
+    return files.package_versions(VERSIONED_PACKAGES)
 
 
 def code_version() -> dict[str, Any]:
     """The last commit of the code that makes the scores, and whether it has uncommitted changes."""
-    return provenance.code_version(SCORING_CODE)
+    return files.code_version(SCORING_CODE)
 
 
 def pinned(repo: dict[str, str | None] | None) -> str | None:

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from dialoghub.core.paths import REPO_ROOT, project_org
 from dialoghub.evaluation.tasks import TASKS, get_task
-from dialoghub.hub.client.refs import RepoReferenceError, UnknownRepoError, resolve_repo
+from dialoghub.hub.client import RepoReferenceError, UnknownRepoError, resolve_repo
 from dialoghub.models.prompts import SUMMARIZE
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from dialoghub.core.hardware import AUTO
+from dialoghub.core.recipes import AUTO
 from dialoghub.evaluation import results
 from dialoghub.evaluation.provenance import code_version, model_label, package_versions, pinned
 from dialoghub.evaluation.tasks import (
@@ -29,7 +29,7 @@ from dialoghub.evaluation.tasks import (
     get_task,
     reference_row,
 )
-from dialoghub.hub.client.refs import repo_record
+from dialoghub.hub.client import repo_record
 from dialoghub.metrics import DEFAULT_EMBEDDING_MODEL, PROFANITY_CHECK, PROTOCOLS
 from dialoghub.metrics.scorers import load_semantic_similarity, load_toxicity
 from dialoghub.models import prompts
@@ -99,7 +99,7 @@ class EvaluationConfig:
         default=DEFAULT_DTYPE,
         metadata={
             "help": "The models' dtype: auto is bfloat16 on CPUs with bf16 matrix instructions (AMX, AVX512-BF16), "
-            "float32 on the others (dialoghub/core/hardware.py); as-stored keeps the checkpoint's.",
+            "float32 on the others (dialoghub/core/recipes.py); as-stored keeps the checkpoint's.",
             "choices": DTYPES,
         },
     )

@@ -4,7 +4,7 @@ import argparse
 import logging
 import os
 
-from dialoghub.hub.client.embedded import hub_is_up
+from dialoghub.hub.client import hub_is_up
 from dialoghub.hub.server.app import create_app
 from dialoghub.hub.server.faults import install_fault_injection
 from dialoghub.hub.server.pagination import DEFAULT_PAGE_SIZE

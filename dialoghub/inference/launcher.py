@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from dialoghub.core.processes import GroupProcess
-from dialoghub.hub.client.embedded import EmbeddedHub, start_hub
+from dialoghub.hub.client import EmbeddedHub, start_hub
 
 STARTUP_TIMEOUT_S = 180.0
 POLL_S = 0.2

@@ -40,7 +40,7 @@ from huggingface_hub import HfApi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from dialoghub.hub.client.refs import RepoReferenceError, UnknownRepoError, UnknownRevisionError, resolve_repo
+from dialoghub.hub.client import RepoReferenceError, UnknownRepoError, UnknownRevisionError, resolve_repo
 from dialoghub.models.generation import STOP_EOS, GenerationSettings, Generator, load_generator
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dialoghub.hub.client.refs import repo_record
+from dialoghub.hub.client import repo_record
 from dialoghub.metrics.semantic import SemanticSimilarity
 from dialoghub.metrics.toxicity import PROFANITY_CHECK, ToxicityScorer, load_toxicity_scorer
 

@@ -25,7 +25,7 @@ from huggingface_hub import HfApi, ModelCard, ModelCardData
 
 from dialoghub.core.files import sha256_of
 from dialoghub.core.paths import REPO_ROOT, base_dir
-from dialoghub.hub.client.publish import RELEASE_TAG, publish_files
+from dialoghub.hub.client import RELEASE_TAG, publish_files
 
 logger = logging.getLogger(__name__)
 

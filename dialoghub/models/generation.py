@@ -17,8 +17,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dialoghub.core.hardware import AUTO
-from dialoghub.hub.client.refs import ResolvedRepo
+from dialoghub.core.recipes import AUTO
+from dialoghub.hub.client import ResolvedRepo
 from dialoghub.models import prompts
 from dialoghub.models.backends import ENGINES, engines
 from dialoghub.models.decoding import (  # noqa: F401  (generation's public names, as callers import them)

@@ -16,8 +16,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from dialoghub.core.hardware import AUTO, resolve_dtype
-from dialoghub.hub.client.refs import ResolvedRepo, resolve_repo
+from dialoghub.core.recipes import AUTO, resolve_dtype
+from dialoghub.hub.client import ResolvedRepo, resolve_repo
 from dialoghub.models import prompts
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import Any
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 from dialoghub.core.paths import REPO_ROOT
-from dialoghub.hub.client.publish import Publication
+from dialoghub.hub.client import Publication
 from dialoghub.reward.training import PUBLISHED_FILES
 from dialoghub.sft.card import publish_adapter, read_summary
 

@@ -26,13 +26,10 @@ from accelerate import PartialState
 from datasets import concatenate_datasets, load_dataset
 from trl import GRPOConfig, GRPOTrainer, ModelConfig, ScriptArguments, get_quantization_config
 
-from dialoghub.core.files import save_figure
-from dialoghub.core.hardware import AUTO, resolve_dtype
+from dialoghub.core.files import package_versions, save_figure
 from dialoghub.core.paths import project_org
-from dialoghub.core.provenance import package_versions
-from dialoghub.core.recipes import trainer_parser
-from dialoghub.hub.client.publish import RELEASE_TAG
-from dialoghub.hub.client.refs import resolve_repo
+from dialoghub.core.recipes import AUTO, resolve_dtype, trainer_parser
+from dialoghub.hub.client import RELEASE_TAG, resolve_repo
 from dialoghub.metrics.scorers import load_semantic_similarity, load_toxicity
 from dialoghub.models import prompts
 from dialoghub.models.loading import adapter_base, load_model, load_tokenizer

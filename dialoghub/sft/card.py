@@ -1,6 +1,6 @@
 """The SFT adapters' model cards, rendered from `models_repo/<adapter>/README.md.j2` with `ModelCard.from_template`,
 and the one release path of a trained adapter folder, for the SFT and the reward-tuned adapters alike: its run
-summary, the files it publishes, and the publication under the tag policy of `dialoghub.hub.client.publish` (the
+summary, the files it publishes, and the publication under the tag policy of `dialoghub.hub.client` (the
 reward-tuned card, `dialoghub.reward.card`, is released through it too). The scripts push, as alignment-handbook's do.
 """
 
@@ -18,9 +18,7 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 from dialoghub.core.files import atomic_write
 from dialoghub.core.paths import REPO_ROOT
-from dialoghub.hub.client.embedded import hub_session
-from dialoghub.hub.client.publish import RELEASE_TAG, Publication, publish_files, released_commit
-from dialoghub.hub.client.refs import resolve_repo
+from dialoghub.hub.client import RELEASE_TAG, Publication, hub_session, publish_files, released_commit, resolve_repo
 from dialoghub.models import prompts
 from dialoghub.models.loading import FLOAT32, load_model
 

@@ -23,11 +23,9 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, get_peft_config, get_quantization_config
 
-from dialoghub.core.files import save_figure
-from dialoghub.core.hardware import resolve_dtype
-from dialoghub.core.provenance import package_versions
-from dialoghub.core.recipes import trainer_parser
-from dialoghub.hub.client.refs import resolve_repo
+from dialoghub.core.files import package_versions, save_figure
+from dialoghub.core.recipes import resolve_dtype, trainer_parser
+from dialoghub.hub.client import resolve_repo
 from dialoghub.models import prompts
 from dialoghub.models.loading import load_tokenizer
 from dialoghub.sft.card import write_summary

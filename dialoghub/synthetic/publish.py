@@ -244,7 +244,7 @@ def write_dataset_folder(result: RunResult, folder: Path, repo_id: str, tag: str
 
 def publish(result: RunResult, repo_id: str, *, tag: str | None = None, api=None) -> PublishResult:
     """Push the run to the dataset repo `repo_id` in one commit as release `tag` (the same rows make no new commit,
-    and an existing tag is never moved: see `dialoghub.hub.client.publish`)."""
+    and an existing tag is never moved: see `dialoghub.hub.client`)."""
     sizes = ", ".join(f"{split} {len(result.kept(split))}" for split in result.config.splits)
     generator = result.provenance["generator"]
     adapter = f" + {generator['adapter_id']}@{generator['adapter_sha']}" if generator["adapter_id"] else ""

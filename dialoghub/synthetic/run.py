@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dialoghub.core.paths import base_dir, project_org
-from dialoghub.hub.client.publish import RELEASE_TAG
-from dialoghub.hub.client.refs import resolve_repo
+from dialoghub.hub.client import RELEASE_TAG, resolve_repo
 from dialoghub.metrics.rouge import rouge_per_sample
 from dialoghub.metrics.semantic import DEFAULT_EMBEDDING_MODEL
 from dialoghub.metrics.toxicity import load_toxicity_scorer

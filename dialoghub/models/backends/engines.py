@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from dialoghub.core.files import sha256_of
-from dialoghub.core.hardware import default_threads
 from dialoghub.core.paths import base_dir
-from dialoghub.hub.client.refs import ResolvedRepo
+from dialoghub.core.recipes import default_threads
+from dialoghub.hub.client import ResolvedRepo
 from dialoghub.models import base_models, decoding
 from dialoghub.models.backends import ENGINES, gguf_export, loops
 from dialoghub.models.loading import FLOAT32, load_model

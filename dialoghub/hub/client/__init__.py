@@ -1,1 +1,0 @@
-"""The client side of the Hub: publishing, repo references and the embedded Hub session."""
