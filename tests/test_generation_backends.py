@@ -207,6 +207,15 @@ class _ScriptedEngine(engines.Engine):
         return [row[: settings.max_new_tokens] for row in self.rows]
 
 
+def test_the_precision_column_names_what_each_engine_computes_with():
+    """The bench's greedy comparison expects same-precision backends to agree, so the label must not call llama.cpp's
+    8-bit activations float32."""
+    assert engines.LlamaCppEngine.precision_of(engines.SOURCE_WEIGHTS) == "q8_1 activations (q4_1 weights)"
+    assert engines.LlamaCppEngine.precision_of("float32") == "float32"
+    assert engines.OpenVinoEngine.precision_of("float16") == "float32 (float16 weights)"
+    assert engines.OpenVinoEngine.precision_of(engines.SOURCE_WEIGHTS) == "float32"
+
+
 def test_every_engine_ends_answers_cuts_loops_and_seeds_prompts_the_same_way():
     tokenizer = tiny_tokenizer()
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")

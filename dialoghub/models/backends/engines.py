@@ -156,6 +156,13 @@ class Engine:
         self.tokenizer = tokenizer
         self.eos_ids = list(eos_ids)
 
+    @classmethod
+    def precision_of(cls, weights: str) -> str:
+        """What the engine computes with on `weights` matrices, as the bench's precision column names it."""
+        if weights in (FLOAT32, SOURCE_WEIGHTS):  # the values the transformers float32 path holds
+            return cls.precision
+        return f"{cls.precision} ({weights} weights)"
+
     def generate_ids(self, prompts: list[list[int]], settings, seeds: list[int]) -> list[list[int]]:
         raise NotImplementedError
 
@@ -272,6 +279,14 @@ class LlamaCppEngine(Engine):
     name = "llamacpp"
     precision = "float32"
 
+    @classmethod
+    def precision_of(cls, weights: str) -> str:
+        # ggml's CPU kernels multiply a quantized matrix by activations quantized to 8 bits (its `vec_dot_type`: q8_1
+        # for Q4_1), so on the base's own Q4_1 GGUF the activations are not the float32 path's.
+        if weights == SOURCE_WEIGHTS:
+            return f"q8_1 activations ({weights} weights)"
+        return super().precision_of(weights)
+
     def __init__(self, gguf_path: str | Path, tokenizer, eos_ids: Sequence[int], *, max_batch: int = 32) -> None:
         super().__init__(tokenizer, eos_ids)
         import xllamacpp
@@ -332,8 +347,7 @@ def load_engine(name: str, base: ResolvedRepo, adapter: ResolvedRepo | None, tok
     engine_class = OpenVinoEngine if name == "openvino" else LlamaCppEngine
     engine = engine_class(model.path, tokenizer, eos_ids, max_batch=max_batch)
     engine.weights = model.weights
-    if model.weights not in ("float32", SOURCE_WEIGHTS):  # values the transformers float32 path does not hold
-        engine.precision = f"{engine.precision} ({model.weights} weights)"
+    engine.precision = engine_class.precision_of(model.weights)
     engine.conversion_seconds = model.conversion_seconds
     return engine
 
