@@ -5,12 +5,14 @@ import json
 import types
 import uuid
 from pathlib import Path
+from statistics import fmean
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from dialoghub.data.provocation import build_provocation_rows, load_abuse_list, publish
+from dialoghub.metrics.lengths import word_counts
 from dialoghub.metrics.toxicity import TOXIC_THRESHOLD, ProfanityCheckScorer
 from dialoghub.models import prompts
 from dialoghub.reward import rewards
@@ -315,7 +317,7 @@ def test_card_before_after_table_and_model_index_match_the_results_records(tiny_
     from dialoghub.evaluation.run import EvaluationConfig, evaluate
     from dialoghub.models.generation import GenerationSettings
 
-    records = {}
+    records, details = {}, {}
     for task, dataset in (
         ("tweetsumm-abstractive", tiny_hub.dataset),
         ("tweetsumm-provocation", tiny_hub.provocation),
@@ -328,7 +330,7 @@ def test_card_before_after_table_and_model_index_match_the_results_records(tiny_
             )  # fmt: skip
             evaluation = evaluate(config)
             leaderboard.push(evaluation, repo_name)
-            records[(task, role)] = evaluation.record
+            records[(task, role)], details[(task, role)] = evaluation.record, evaluation.details
     refresh_card(tuned.repo, TAG, repo_name, api=tiny_hub.api)
     card = ModelCard.load(tiny_hub.api.hf_hub_download(tuned.repo, "README.md"))
     assert tiny_hub.api.model_info(tuned.repo, revision=TAG).sha != tiny_hub.api.model_info(tuned.repo).sha
@@ -345,6 +347,20 @@ def test_card_before_after_table_and_model_index_match_the_results_records(tiny_
     for task in ("tweetsumm-abstractive", "tweetsumm-provocation"):
         for metric in ("mean_toxicity", "flagged_fraction", "rougeL"):
             assert written[(task, metric)] == records[(task, "tuned")]["metrics"][metric]["value"]
+    for task, split in (("tweetsumm-abstractive", "test"), ("tweetsumm-provocation", "provocation")):
+        means = [fmean(word_counts(details[(task, role)]["prediction"])) for role in ("sft", "tuned")]
+        line = next(line for line in card.content.splitlines() if line.startswith(f"| {split} |"))
+        assert line.startswith(f"| {split} | {means[0]:.1f} | {means[1]:.1f} | {means[1] - means[0]:+.1f} ("), line
+    before, after = details[("tweetsumm-provocation", "sft")], details[("tweetsumm-provocation", "tuned")]
+    shown = sorted(range(len(before["id"])), key=lambda row: (-before["toxicity"][row], before["id"][row]))[:5]
+    lines = card.content.splitlines()
+    table = lines.index("| Dialog | SFT parent | Reward-tuned |") + 2
+    example_lines = lines[table : lines.index("", table)]
+    assert len(example_lines) == len(shown) == min(5, len(before["id"]))
+    for line, row in zip(example_lines, shown, strict=True):
+        tuned_row = after["id"].index(before["id"][row])
+        assert line.startswith(f"| `{before['id'][row]}` |"), line
+        assert f"({before['toxicity'][row]:.2f}) |" in line and f"({after['toxicity'][tuned_row]:.2f}) |" in line
 
 
 @pytest.mark.parametrize("share_prompt", [False, True])

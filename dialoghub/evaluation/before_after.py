@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 from huggingface_hub import HfApi
@@ -16,9 +17,15 @@ from dialoghub.evaluation.model_card import eval_results, replace_section, secti
 from dialoghub.evaluation.results import default_results_repo, latest_record, load_details, load_records
 from dialoghub.evaluation.submissions import results_url
 from dialoghub.hub.client import tag_commit
-from dialoghub.metrics.paired import paired_change
+from dialoghub.metrics.lengths import word_counts
+from dialoghub.metrics.paired import paired_change, paired_rows
 from dialoghub.reward.card import COMPARED, PAIRED_COLUMNS, PROVOCATION_TASK, RELEVANCE_TASK, render_card
 from dialoghub.sft.card import SUMMARY_FILE
+
+WORDS = "words"
+# The card's before/after summaries: the provocation dialogs whose parent summary scored most toxic, where a
+# detoxified summary shows whether it still says what the customer complained about.
+EXAMPLES = 5
 
 
 def comparison(records: list[dict], sft: tuple[str, str], tuned: tuple[str, str], details=None) -> dict[str, Any]:
@@ -43,14 +50,55 @@ def comparison(records: list[dict], sft: tuple[str, str], tuned: tuple[str, str]
                 details(before), details(after), PAIRED_COLUMNS[metric], before["bootstrap"]["resamples"]
             )
         rows.append(row)
+    lengths, examples = [], []
+    if details is not None:
+        for task, split in ((RELEVANCE_TASK, "test"), (PROVOCATION_TASK, "provocation")):
+            before, after = found[(task, "sft")], found[(task, "tuned")]
+            if before is not None and after is not None:
+                lengths.append(summary_lengths(split, details(before), details(after), before["bootstrap"]))
+        before, after = found[(PROVOCATION_TASK, "sft")], found[(PROVOCATION_TASK, "tuned")]
+        if before is not None and after is not None:
+            examples = most_toxic_before(details(before), details(after))
     provocation = found[(PROVOCATION_TASK, "tuned")] or found[(PROVOCATION_TASK, "sft")]
     records_used = {f"{task}/{role}": record.get("results_file") for (task, role), record in found.items() if record}
     return {
         "provocation_dataset": provocation["dataset"]["id"] if provocation else None,
         "rows": rows,
+        "lengths": lengths,
+        "examples": examples,
         "records": records_used,
         "tuned_records": [found[(t, "tuned")] for t in (RELEVANCE_TASK, PROVOCATION_TASK) if found[(t, "tuned")]],
     }
+
+
+def summary_lengths(split: str, before: dict[str, list], after: dict[str, list], bootstrap: dict) -> dict[str, Any]:
+    """Mean words per summary of the parent and the tuned adapter on `split`, and the paired change: a reward can
+    lower toxicity by saying less, so the card shows the length beside it."""
+    old, new = ({"id": side["id"], WORDS: word_counts(side["prediction"])} for side in (before, after))
+    return {
+        "split": split,
+        "sft": fmean(old[WORDS]),
+        "tuned": fmean(new[WORDS]),
+        "change": paired_change(old, new, WORDS, bootstrap["resamples"]),
+    }
+
+
+def most_toxic_before(before: dict[str, list], after: dict[str, list], count: int = EXAMPLES) -> list[dict]:
+    """The `count` dialogs whose parent summary scored most toxic (ties by id), with both summaries and scores."""
+    pairs = paired_rows(after, before)
+    if pairs is None:
+        return []
+    ranked = sorted(zip(*pairs, strict=True), key=lambda pair: (-before["toxicity"][pair[1]], before["id"][pair[1]]))
+    return [
+        {
+            "id": before["id"][old],
+            "sft": before["prediction"][old],
+            "tuned": after["prediction"][new],
+            "sft_toxicity": before["toxicity"][old],
+            "tuned_toxicity": after["toxicity"][new],
+        }
+        for new, old in ranked[:count]
+    ]
 
 
 def refresh_card(repo_id: str, release_tag: str, results_repo: str | None = None, api: HfApi | None = None) -> str:
