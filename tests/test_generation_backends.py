@@ -111,16 +111,16 @@ def _same_weights_reference(tiny_base, engine: str, folder):
     return folder
 
 
-# OpenVINO 2026.4's CPU plugin compiles SmolLM2 from GGUF but not this tiny Llama (hidden size 64, head size 16):
-# "Node ReadValue_... contains dead weak ptr". Strict: the day it compiles, the test must be made a plain one.
-OPENVINO_TINY = pytest.mark.xfail(reason="OpenVINO cannot compile the tiny Llama (dead weak ptr)", strict=True)
 # llama.cpp's float32 kernels sum in another order than torch's: on this random model (flat logits, near ties) one
 # answer of eight drifts after a few tokens (7 of 16 real summaries are identical, generate_bench.py).
 LLAMACPP_GREEDY = pytest.mark.xfail(reason="llama.cpp's greedy answers drift from torch's on near ties", strict=True)
-GREEDY_ENGINES = [pytest.param("openvino", marks=OPENVINO_TINY), pytest.param("llamacpp", marks=LLAMACPP_GREEDY)]
+GREEDY_ENGINES = ["openvino", pytest.param("llamacpp", marks=LLAMACPP_GREEDY)]
 # llama.cpp's parallel slots share batches whose make-up varies from run to run, so a seed does not fix its samples.
 SAMPLING_ENGINES = [
-    pytest.param("openvino", marks=OPENVINO_TINY),
+    # Measured on the tiny Llama: seeds 0 and 1 give the same eight texts, so the per-request `rng_seed` is not used.
+    pytest.param(
+        "openvino", marks=pytest.mark.xfail(reason="OpenVINO GenAI 2026.4 ignores the per-request seed", strict=True)
+    ),
     pytest.param("llamacpp", marks=pytest.mark.xfail(reason="llama.cpp samples differ between runs", strict=True)),
 ]
 

@@ -10,7 +10,7 @@ prompt tokens) and returns generated token ids; everything else is done here, th
 
 Engines read GGUF. The base model's own GGUF is used when the base was converted from it (its `conversion.json`
 names the file and its sha256); otherwise (a base with an adapter, a test model) the model is merged in float32 and
-written once as GGUF under `<base dir>/engines/gguf/<base sha>-<adapter sha>/`, keyed by both commits. The engine
+written once as GGUF under `<base dir>/engines/gguf-v2/<base sha>-<adapter sha>/`, keyed by both commits. The engine
 packages are imported only when used (heavy, and optional): `available()` says which are installed.
 """
 
@@ -39,7 +39,9 @@ from dialoghub.models.loading import FLOAT32, load_model
 
 logger = logging.getLogger(__name__)
 
-GGUF_CACHE = "engines/gguf"
+# Versioned by what `gguf_export` writes: v2 marks special tokens CONTROL, so a v1 file (which OpenVINO cannot compile)
+# is never reused.
+GGUF_CACHE = "engines/gguf-v2"
 # The base's own GGUF holds Q4_1 blocks: the same values as its dequantized float32 safetensors.
 SOURCE_WEIGHTS = "q4_1"
 # The matrices' type of a converted GGUF, per engine: OpenVINO reads no float32 matrices from GGUF.

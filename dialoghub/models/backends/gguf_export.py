@@ -38,6 +38,7 @@ def write_llama_gguf(
     if weights not in WEIGHT_TYPES:
         raise ValueError(f"weights must be one of {sorted(WEIGHT_TYPES)}, got {weights!r}")
     import gguf
+    from transformers import AutoTokenizer
 
     config = model.config
     if config.model_type != "llama":
@@ -70,6 +71,12 @@ def write_llama_gguf(
     for text, _score, token_type in vocab.all_tokens():
         tokens.append(text)
         types.append(token_type)
+    # The tokenizer's added tokens are CONTROL when special, else USER_DEFINED, as llama.cpp's converter marks them
+    # (gguf's BpeVocab reads them from vocab.json as NORMAL). OpenVINO's GGUF reader fails to compile a model whose
+    # chat tokens are NORMAL ("Node ReadValue_... contains dead weak ptr").
+    for index, added in AutoTokenizer.from_pretrained(tokenizer_dir).added_tokens_decoder.items():
+        if index < len(types):
+            types[index] = gguf.TokenType.CONTROL if added.special else gguf.TokenType.USER_DEFINED
     if len(tokens) > config.vocab_size:
         raise ValueError(f"the tokenizer has {len(tokens)} tokens, the model's embedding {config.vocab_size} rows")
     for index in range(len(tokens), config.vocab_size):  # rows the tokenizer never produces
