@@ -55,7 +55,8 @@ def comparison(records: list[dict], sft: tuple[str, str], tuned: tuple[str, str]
         for task, split in ((RELEVANCE_TASK, "test"), (PROVOCATION_TASK, "provocation")):
             before, after = found[(task, "sft")], found[(task, "tuned")]
             if before is not None and after is not None:
-                lengths.append(summary_lengths(split, details(before), details(after), before["bootstrap"]))
+                resamples = before["bootstrap"]["resamples"]
+                lengths.append(summary_lengths(split, details(before), details(after), resamples))
         before, after = found[(PROVOCATION_TASK, "sft")], found[(PROVOCATION_TASK, "tuned")]
         if before is not None and after is not None:
             examples = most_toxic_before(details(before), details(after))
@@ -71,7 +72,7 @@ def comparison(records: list[dict], sft: tuple[str, str], tuned: tuple[str, str]
     }
 
 
-def summary_lengths(split: str, before: dict[str, list], after: dict[str, list], bootstrap: dict) -> dict[str, Any]:
+def summary_lengths(split: str, before: dict[str, list], after: dict[str, list], resamples: int) -> dict[str, Any]:
     """Mean words per summary of the parent and the tuned adapter on `split`, and the paired change: a reward can
     lower toxicity by saying less, so the card shows the length beside it."""
     old, new = ({"id": side["id"], WORDS: word_counts(side["prediction"])} for side in (before, after))
@@ -79,7 +80,7 @@ def summary_lengths(split: str, before: dict[str, list], after: dict[str, list],
         "split": split,
         "sft": fmean(old[WORDS]),
         "tuned": fmean(new[WORDS]),
-        "change": paired_change(old, new, WORDS, bootstrap["resamples"]),
+        "change": paired_change(old, new, WORDS, resamples),
     }
 
 
@@ -114,8 +115,13 @@ def refresh_card(repo_id: str, release_tag: str, results_repo: str | None = None
     results_repo = results_repo or default_results_repo()
     records, results_sha = load_records(results_repo, api=api)
 
+    loaded: dict[str, dict[str, list]] = {}
+
     def details(record: dict) -> dict[str, list]:
-        return load_details(results_repo, record, results_sha)
+        # The table's paired changes, the lengths and the examples read the same files: download and parse each once
+        if record["details_file"] not in loaded:
+            loaded[record["details_file"]] = load_details(results_repo, record, results_sha)
+        return loaded[record["details_file"]]
 
     sft = (summary["sft_adapter"]["id"], summary["sft_adapter"]["sha"])
     compared = comparison(records, sft, (repo_id, released), details)
