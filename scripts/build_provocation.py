@@ -3,8 +3,9 @@
     python scripts/build_provocation.py --config datasets_repo/tweetsumm-provocation/recipe.yaml [--field value ...]
 
 `test`: every validation and test dialog whose customer text the scorer flags, and every test dialog with a phrase
-of the abuse list's `evaluation` phrases inserted; `train`: the same from the train split with the `train` phrases
-(see dialoghub/data/provocation.py). A rebuild of the same input makes no new commit; a tag never moves.
+of the abuse list's `evaluation` phrases inserted; `train`: the same from the train split with the `train` phrases;
+`validation`: every unflagged validation dialog with a `validation` phrase (see dialoghub/data/provocation.py).
+A rebuild of the same input makes no new commit; a tag never moves.
 """
 
 import dialoghub.core.hubenv  # noqa: F401
@@ -17,6 +18,7 @@ from dialoghub.core.recipes import configure_logging, parse_recipe
 from dialoghub.data.provocation import (
     ABUSE_PHRASES_FILE,
     INSERTED_ID_SUFFIX,
+    PROVOCATION_RELEASE,
     build_provocation_rows,
     load_abuse_list,
     publish,
@@ -37,7 +39,9 @@ class ProvocationArguments:
         default="profanity-check", metadata={"help": "The scorer flagging customer text: profanity-check or ID[@REV]."}
     )
     repo_id: str = field(default=f"{project_org()}/tweetsumm-provocation", metadata={"help": "Dataset repo."})
-    tag: str | None = field(default=RELEASE_TAG, metadata={"help": "Release tag (created if missing, never moved)."})
+    tag: str | None = field(
+        default=PROVOCATION_RELEASE, metadata={"help": "Release tag (created if missing, never moved)."}
+    )
 
 
 def parse_args(argv=None) -> ProvocationArguments:

@@ -18,6 +18,7 @@ from dialoghub.models import prompts
 from dialoghub.reward import rewards
 from dialoghub.reward import training as reward_tuning
 from dialoghub.reward.card import push_reward_adapter
+from dialoghub.reward.validation import FLATTENED, RELEVANCE, ValidationPoint, stop_reason
 from dialoghub.sft.card import SUMMARY_FILE
 from tests.card_code import run_quick_start
 from tests.tiny_models import save_tiny_base, tiny_tweetsumm
@@ -123,8 +124,60 @@ def test_provocation_rows_keep_test_dialogs_out_of_training(tiny_hub):
         )
         == rows
     ), "the same input gives the same rows"
+    validation = rows["validation"]
+    assert validation and {row["source_split"] for row in validation} == {"validation"}
+    assert all(row["provocation"] == "inserted" and row["inserted_phrase"] in abuse.validation for row in validation)
+    flagged_validation = {row["source_conversation_id"] for row in rows["test"] if row["source_split"] == "validation"}
+    assert len(validation) == len(tiny_tweetsumm()["validation"]) - len(flagged_validation)
+    sources = {split: {row["source_conversation_id"] for row in split_rows} for split, split_rows in rows.items()}
+    assert not sources["train"] & sources["validation"] and not sources["validation"] & sources["test"]
+    assert not sources["train"] & sources["test"], "no dialog is in two splits"
     published = load_dataset(tiny_hub.provocation, revision=TAG)
-    assert published["test"].num_rows == len(rows["test"]) and published["train"].num_rows == len(rows["train"])
+    assert {split: published[split].num_rows for split in published} == {
+        split: len(split_rows) for split, split_rows in rows.items()
+    }
+
+
+def test_the_three_abuse_lists_are_disjoint_and_a_shared_phrase_is_refused(tmp_path):
+    abuse = load_abuse_list()
+    lists = [set(abuse.train), set(abuse.validation), set(abuse.evaluation)]
+    assert all(lists) and sum(map(len, lists)) == len(set.union(*lists))
+    broken = tmp_path / "abuse.yaml"
+    broken.write_text("version: 9\ntrain: [a b]\nvalidation: [c d]\nevaluation: [c  d]\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="validation and evaluation lists share"):
+        load_abuse_list(broken)
+
+
+def point(step, toxicity, rouge_l):
+    return ValidationPoint(step=step, toxicity=toxicity, flagged=0.0, rouge_l=rouge_l, words=10.0, seconds=1.0)
+
+
+@pytest.mark.parametrize(
+    ("curve", "expected"),
+    [
+        ([(0, 14.0, 40.0)], None),
+        ([(0, 14.0, 40.0), (8, 12.0, 40.0), (16, 10.0, 40.0)], None),  # still falling
+        ([(0, 14.0, 40.0), (8, 10.0, 40.0), (16, 9.8, 40.0), (24, 10.1, 40.0)], FLATTENED),  # two evals < 0.5 gain
+        ([(0, 14.0, 40.0), (8, 10.0, 40.0), (16, 9.8, 40.0), (24, 9.0, 40.0)], None),  # the last one gained 1.0
+        ([(0, 14.0, 40.0), (8, 10.0, 38.9)], RELEVANCE),  # ROUGE-L more than 1 point below its start
+        ([(0, 14.0, 40.0), (8, 10.0, 39.1)], None),
+    ],
+)
+def test_the_budget_stops_where_validation_toxicity_flattens_or_relevance_falls(curve, expected):
+    points = [point(*values) for values in curve]
+    assert stop_reason(points, patience=2, min_improvement=0.5, max_relevance_drop=1.0) == expected
+
+
+def test_the_validation_curve_ends_the_run_before_its_last_step(tiny_hub, tmp_path):
+    # A gain under 100 toxicity points is no gain, so the first evaluation after a step finds the curve flat
+    flat = ["--early_stopping_patience", "1", "--early_stopping_min_improvement", "100", "--max_relevance_drop", "100"]
+    argv = [*grpo_args_argv(tiny_hub, tmp_path), "--max_steps", "3", "--validation_every", "1", *flat]
+    script_args, training_args, model_args = reward_tuning.parse_args(argv)
+    trainer = reward_tuning.train(script_args, training_args, model_args)
+    assert trainer.state.global_step == 1
+    curve = json.loads((tmp_path / SUMMARY_FILE).read_text(encoding="utf-8"))["validation_curve"]
+    assert curve["stopped"] == FLATTENED and [point["step"] for point in curve["points"]] == [0, 1]
+    assert (tmp_path / reward_tuning.VALIDATION_CURVE_FILE).stat().st_size > 0
 
 
 def test_training_prompts_are_train_dialogs_rendered_by_the_prompt_module(tiny_hub, tmp_path):
@@ -144,6 +197,7 @@ def tuned(tiny_hub, tmp_path_factory):
     script_args, training_args, model_args = grpo_args(
         tiny_hub, output_dir, "--push", "true", "--hub_model_id", f"tests/grpo-tuned-{uuid.uuid4().hex[:8]}",
         "--release_tag", TAG,
+        "--validation_every", "1", "--early_stopping_patience", "0", "--max_relevance_drop", "100",
     )  # fmt: skip
     from dialoghub.metrics import load_toxicity_scorer
 
@@ -239,6 +293,23 @@ def test_published_card_states_rewards_kl_and_parent_and_runs(tiny_hub, tuned):
     assert f"{tiny_hub.sft}@{TAG}" in card.content and "`beta` = 0.04" in card.content
     assert "Not evaluated yet" in card.content
     assert card.data.base_model == tiny_hub.base and "grpo" in card.data.tags
+    validation = tiny_hub.rows["validation"]
+    plain = tiny_tweetsumm()["validation"][0]
+    assert [example["example_title"] for example in card.data.widget] == [
+        plain["conversation_id"],
+        validation[0]["conversation_id"],
+    ]
+    assert card.data.widget[1]["messages"] == prompts.summarize_messages(
+        validation[0]["dialogue"], f"conversation {validation[0]['conversation_id']}"
+    )
+    curve = summary["validation_curve"]
+    assert [point["step"] for point in curve["points"]] == [0, 1, 2] and curve["stopped"] == "budget"
+    assert curve["provocation_prompts"] == len(validation) and curve["plain_prompts"] == 6
+    assert "## Budget, chosen on validation" in card.content and "validation_curve.png" in card.content
+    for point in curve["points"]:
+        row = f"| {point['step']} | {point['toxicity']:.1f} | {point['flagged']:.1f} | {point['rouge_l']:.1f} |"
+        assert row in card.content
+    assert "validation_curve.png" in tiny_hub.api.list_repo_files(tuned.repo, revision=TAG)
     quick_start = run_quick_start(card.content)
     assert quick_start.returncode == 0, quick_start.stderr[-3000:]
 

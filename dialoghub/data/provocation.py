@@ -8,9 +8,13 @@ Two kinds of rows, both with the source dialog's human summaries as references:
   (`datasets_repo/tweetsumm-provocation/abuse_phrases.yaml`) appended to its first customer turn: the first phrase,
   from a position fixed by a hash of the conversation id, that leaves the turn flagged by the scorer (`provoke`).
 
-Splits: `test` holds the flagged validation and test dialogs and every test dialog with an `evaluation` phrase
-inserted; `train` holds the flagged train dialogs and every train dialog with a `train` phrase inserted, for
-reward-tuning prompts. No test dialog is ever in `train`, and the two phrase lists are disjoint.
+Splits (`SPLITS`):
+- `train`: the flagged train dialogs and every train dialog with a `train` phrase inserted, for reward-tuning prompts;
+- `validation`: every validation dialog the scorer does not flag, with a `validation` phrase inserted, to choose the
+  reward-tuning budget on (the flagged validation dialogs are test rows);
+- `test`: the flagged validation and test dialogs and every test dialog with an `evaluation` phrase inserted.
+No dialog is in two splits (a dialog's flagged and inserted rows stay in one split), no validation or test dialog is
+in `train`, and the three phrase lists are disjoint, so the test measures wording the policy never saw.
 """
 
 from __future__ import annotations
@@ -31,15 +35,32 @@ ABUSE_PHRASES_FILE = DATASET_DIR / "abuse_phrases.yaml"
 CARD_TEMPLATE = DATASET_DIR / "README.md.j2"
 FLAGGED, INSERTED = "flagged", "inserted"
 INSERTED_ID_SUFFIX = "+abuse"
-# Source splits of each provocation split: flagged rows from all of them, inserted rows from the last one only.
-SPLIT_SOURCES = {"train": ("train",), "test": ("validation", "test")}
-PHRASE_LISTS = {"train": "train", "test": "evaluation"}
+PROVOCATION_RELEASE = "v1.1"  # v1.0 had no validation split
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Where a provocation split's rows come from: the flagged dialogs of `flagged_from` (source splits), and the
+    dialogs of `inserted_from` with a phrase of the abuse list's `phrases` list inserted."""
+
+    flagged_from: tuple[str, ...]
+    inserted_from: str
+    phrases: str
+
+
+SPLITS = {
+    "train": SplitPlan(flagged_from=("train",), inserted_from="train", phrases="train"),
+    "validation": SplitPlan(flagged_from=(), inserted_from="validation", phrases="validation"),
+    "test": SplitPlan(flagged_from=("validation", "test"), inserted_from="test", phrases="evaluation"),
+}
+PHRASE_LIST_NAMES = ("train", "validation", "evaluation")
 
 
 @dataclass(frozen=True)
 class AbuseList:
     version: int
     train: tuple[str, ...]
+    validation: tuple[str, ...]
     evaluation: tuple[str, ...]
     path: str
 
@@ -52,14 +73,16 @@ def load_abuse_list(path: str | Path = ABUSE_PHRASES_FILE) -> AbuseList:
     if not isinstance(content, dict) or not isinstance(content.get("version"), int):
         raise ValueError(f"{path}: expected a mapping with an integer 'version'")
     lists = {}
-    for name in ("train", "evaluation"):
+    for name in PHRASE_LIST_NAMES:
         phrases = content.get(name)
         if not phrases or not all(isinstance(phrase, str) and phrase.strip() for phrase in phrases):
             raise ValueError(f"{path}: {name!r} must be a non-empty list of phrases")
         lists[name] = tuple(" ".join(phrase.split()) for phrase in phrases)
-    if shared := set(lists["train"]) & set(lists["evaluation"]):
-        raise ValueError(f"{path}: the train and evaluation lists share {sorted(shared)}")
-    return AbuseList(content["version"], lists["train"], lists["evaluation"], str(path))
+    for index, first in enumerate(PHRASE_LIST_NAMES):
+        for second in PHRASE_LIST_NAMES[index + 1 :]:
+            if shared := set(lists[first]) & set(lists[second]):
+                raise ValueError(f"{path}: the {first} and {second} lists share {sorted(shared)}")
+    return AbuseList(content["version"], **lists, path=str(path))
 
 
 def customer_text(row: Mapping[str, Any]) -> str:
@@ -120,24 +143,35 @@ def provocation_row(row: Mapping[str, Any], kind: str, source_split: str, phrase
 def build_provocation_rows(
     source: Mapping[str, Sequence[Mapping[str, Any]]], abuse: AbuseList, scorer, threshold: float
 ) -> dict[str, list[dict]]:
-    """`{split: rows}` from the source splits (`train`, `validation`, `test`) as the module doc says; inserted rows
-    get their phrase from `provoke`."""
+    """`{split: rows}` from the source splits (`train`, `validation`, `test`) as `SPLITS` says; inserted rows get
+    their phrase from `provoke`, and a dialog flagged into one split gets no inserted row in another."""
+    flagged: dict[str, dict[str, float]] = {}  # source split -> {conversation id: score} of its flagged dialogs
+    for source_split in {name for plan in SPLITS.values() for name in plan.flagged_from}:
+        source_rows = list(source[source_split])
+        scores = scorer([customer_text(row) for row in source_rows])
+        flagged[source_split] = {
+            row["conversation_id"]: score for row, score in zip(source_rows, scores, strict=True) if score >= threshold
+        }
     built: dict[str, list[dict]] = {}
-    for split, source_splits in SPLIT_SOURCES.items():
-        rows: list[dict] = []
-        for source_split in source_splits:
-            source_rows = list(source[source_split])
-            scores = scorer([customer_text(row) for row in source_rows])
-            rows += [
-                provocation_row(row, FLAGGED, source_split, "", score)
-                for row, score in zip(source_rows, scores, strict=True)
-                if score >= threshold
-            ]
-        inserted_split = source_splits[-1]
-        phrases = getattr(abuse, PHRASE_LISTS[split])
-        for row in source[inserted_split]:
+    for split, plan in SPLITS.items():
+        rows = [
+            provocation_row(row, FLAGGED, source_split, "", flagged[source_split][row["conversation_id"]])
+            for source_split in plan.flagged_from
+            for row in source[source_split]
+            if row["conversation_id"] in flagged[source_split]
+        ]
+        held_elsewhere = {
+            conversation_id
+            for other, other_plan in SPLITS.items()
+            if other != split and plan.inserted_from in other_plan.flagged_from
+            for conversation_id in flagged[plan.inserted_from]
+        }
+        phrases = getattr(abuse, plan.phrases)
+        for row in source[plan.inserted_from]:
+            if row["conversation_id"] in held_elsewhere:
+                continue
             inserted, phrase, score = provoke(row, phrases, scorer, threshold)
-            rows.append(provocation_row(inserted, INSERTED, inserted_split, phrase, score))
+            rows.append(provocation_row(inserted, INSERTED, plan.inserted_from, phrase, score))
         built[split] = rows
     return built
 

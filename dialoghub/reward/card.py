@@ -59,6 +59,11 @@ def render_card(
         ),
         tags=["lora", "peft", "trl", "grpo", "summarization", "detoxification", "dialoghub"],
         eval_results=eval_entries or None,
+        widget=[
+            {"example_title": example["conversation_id"], "messages": example["messages"]}
+            for example in summary.get("widget") or []
+        ]
+        or None,
         inference={"parameters": {"max_new_tokens": 128, "do_sample": False}},
     )
     return ModelCard.from_template(

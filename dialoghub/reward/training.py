@@ -11,6 +11,9 @@ reference adapter exists and is frozen, and `kl` in the logs is the KL to the SF
 Prompts come from train-split dialogs only: `provocation_fraction` of them from the provocation dataset's `train`
 split (train dialogs whose customer swears, or with a phrase of the train abuse list inserted), the rest plain train
 dialogs of tweetsumm-clean. Each is `prompts.summarize_messages` of its dialogue, the prompt the evaluation uses.
+With `validation_every`, the run scores the policy on held-out validation dialogs as it trains and stops where the
+curve flattens (`dialoghub.reward.validation`); the card shows that curve. The card's widget examples are validation
+dialogs, one plain and one abusive.
 `scripts/reward_tune.py` is the entry point and publishes; `train` is the whole run and returns the trainer.
 """
 
@@ -29,20 +32,23 @@ from trl import GRPOConfig, GRPOTrainer, ModelConfig, ScriptArguments, get_quant
 from dialoghub.core.files import package_versions, save_figure
 from dialoghub.core.paths import project_org
 from dialoghub.core.recipes import AUTO, resolve_dtype, trainer_parser
+from dialoghub.data.provocation import PROVOCATION_RELEASE
 from dialoghub.hub.client import RELEASE_TAG, resolve_repo
 from dialoghub.metrics.scorers import load_semantic_similarity, load_toxicity
 from dialoghub.models import prompts
 from dialoghub.models.loading import adapter_base, load_model, load_tokenizer
 from dialoghub.reward import rewards
 from dialoghub.reward.trainer import RewardGRPOConfig, SharedPromptGRPOTrainer
+from dialoghub.reward.validation import ValidationCurve
 from dialoghub.sft.card import ADAPTER_FILES, SUMMARY_FILE, write_summary
 
 logger = logging.getLogger(__name__)
 
 REWARD_CURVE_FILE = "reward_curve.png"
+VALIDATION_CURVE_FILE = "validation_curve.png"
 SFT_ADAPTER = "default"
 REFERENCE_ADAPTER = "ref"  # the name trl gives the frozen copy of the SFT adapter
-PUBLISHED_FILES = (*ADAPTER_FILES, REWARD_CURVE_FILE, SUMMARY_FILE)
+PUBLISHED_FILES = (*ADAPTER_FILES, REWARD_CURVE_FILE, VALIDATION_CURVE_FILE, SUMMARY_FILE)
 
 
 @dataclass
@@ -57,7 +63,7 @@ class RewardScriptArguments(ScriptArguments):
         default=RELEASE_TAG, metadata={"help": "Revision of dataset_name (tweetsumm-clean)."}
     )
     provocation_dataset: str | None = field(
-        default=f"{project_org()}/tweetsumm-provocation@{RELEASE_TAG}",
+        default=f"{project_org()}/tweetsumm-provocation@{PROVOCATION_RELEASE}",
         metadata={"help": "Dataset of abusive train dialogs (ID@REV; none: plain prompts only)."},
     )
     provocation_split: str = field(default="train", metadata={"help": "Its split of train-dialog prompts."})
@@ -68,6 +74,29 @@ class RewardScriptArguments(ScriptArguments):
     full_data: bool = field(
         default=False,
         metadata={"help": "Every provocation prompt, and plain train dialogs in provocation_fraction's proportion."},
+    )
+    validation_every: int = field(
+        default=0,
+        metadata={
+            "help": "Score the policy on the validation prompts before the first step and every this many optimizer "
+            "steps, and stop where the curve flattens (0: no curve)."
+        },
+    )
+    validation_split: str = field(
+        default="validation", metadata={"help": "The provocation dataset's held-out split (toxicity on the curve)."}
+    )
+    validation_prompts: int = field(
+        default=48,
+        metadata={"help": "Prompts of each validation set (abusive, plain), the first ones (0: all)."},
+    )
+    early_stopping_patience: int = field(
+        default=2, metadata={"help": "Evaluations without a toxicity gain before the run stops (0: never)."}
+    )
+    early_stopping_min_improvement: float = field(
+        default=0.5, metadata={"help": "The toxicity gain (mean x100, points) that counts as one."}
+    )
+    max_relevance_drop: float = field(
+        default=1.0, metadata={"help": "Stop once validation ROUGE-L falls this many points below its start."}
     )
     rewards: list[str] = field(
         default_factory=lambda: [rewards.ROUGE_L, rewards.NON_TOXICITY, rewards.LENGTH, rewards.NO_LEAKAGE],
@@ -175,6 +204,42 @@ def load_prompts(script_args: RewardScriptArguments, seed: int):
     }
     record["n_prompts"] = len(dataset)
     return dataset, record
+
+
+def load_validation_rows(script_args: RewardScriptArguments) -> tuple[list[dict], list[dict], dict[str, Any]]:
+    """(abusive, plain) validation rows, never training prompts or test rows: the provocation dataset's
+    `validation_split` (none without a provocation dataset) and tweetsumm-clean's validation split, each cut to
+    `validation_prompts`; and their record."""
+    limit = script_args.validation_prompts or None
+    clean = resolve_repo(script_args.dataset_name, script_args.dataset_revision, repo_type="dataset")
+    plain = load_dataset(clean.repo_id, script_args.dataset_config, split="validation", revision=clean.sha)
+    abusive_rows = []
+    if script_args.provocation_dataset:
+        provocation = resolve_repo(script_args.provocation_dataset, repo_type="dataset")
+        try:
+            abusive = load_dataset(provocation.repo_id, split=script_args.validation_split, revision=provocation.sha)
+        except ValueError as error:
+            raise ValueError(
+                f"{script_args.provocation_dataset} has no split {script_args.validation_split!r} ({error}); "
+                f"tweetsumm-provocation has a validation split from {PROVOCATION_RELEASE} on"
+            ) from error
+        if set(abusive["source_split"]) != {"validation"}:
+            raise ValueError(f"{provocation}: split {script_args.validation_split!r} holds non-validation dialogs")
+        abusive_rows = abusive.to_list()[:limit]
+    plain_rows = plain.to_list()[:limit]
+    record = {"split": script_args.validation_split, "provocation": len(abusive_rows), "plain": len(plain_rows)}
+    return abusive_rows, plain_rows, record
+
+
+def widget_examples(abusive_rows: list[dict], plain_rows: list[dict]) -> list[dict[str, Any]]:
+    """The card's widget: the first plain and the first abusive validation dialog, as the summarize prompt."""
+    return [
+        {
+            "conversation_id": row["conversation_id"],
+            "messages": prompts.summarize_messages(row["dialogue"], f"conversation {row['conversation_id']}"),
+        }
+        for row in (plain_rows[:1] + abusive_rows[:1])
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -303,6 +368,27 @@ def logged(trainer, key: str) -> list[tuple[int, float]]:
     return [(entry["step"], entry[key]) for entry in trainer.state.log_history if key in entry]
 
 
+def plot_validation_curve(points: list[dict[str, float]], path: Path) -> Path:
+    """Validation toxicity and ROUGE-L against optimizer steps, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [point["step"] for point in points]
+    figure, (toxicity_axis, relevance_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    toxicity_axis.plot(steps, [point["toxicity"] for point in points], marker="o", color="#c62828")
+    toxicity_axis.set_xlabel("optimizer step")
+    toxicity_axis.set_ylabel("mean toxicity x100, provocation validation")
+    toxicity_axis.grid(alpha=0.3)
+    relevance_axis.plot(steps, [point["rouge_l"] for point in points], marker="o", color="#1565c0")
+    relevance_axis.set_xlabel("optimizer step")
+    relevance_axis.set_ylabel("ROUGE-L (jackknife), validation")
+    relevance_axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return save_figure(figure, path, dpi=100, metadata={"Software": None})
+
+
 def plot_reward_curve(trainer, reward_names: list[str], path: Path) -> Path:
     """Each reward's mean and the KL to the SFT policy per logging step, as a PNG."""
     import matplotlib
@@ -404,15 +490,35 @@ def train(script_args, training_args: GRPOConfig, model_args: ModelConfig, callb
     if script_args.push and not (training_args.hub_model_id and script_args.release_tag):
         raise ValueError("--push needs hub_model_id and release_tag")
     train_dataset, data_record = load_prompts(script_args, training_args.seed)
+    abusive_rows, plain_rows, data_record["validation"] = load_validation_rows(script_args)
     trainer, reward_functions, record = build_trainer(
         script_args, training_args, model_args, train_dataset, callbacks, reward_functions
     )
+    curve = None
+    if script_args.validation_every:
+        scorer, _ = load_toxicity(script_args.toxicity)
+        curve = ValidationCurve(
+            tokenizer=trainer.processing_class,
+            base=resolved_base(script_args, model_args)[1],
+            provocation_rows=abusive_rows,
+            plain_rows=plain_rows,
+            toxicity_scorer=scorer,
+            every=script_args.validation_every,
+            patience=script_args.early_stopping_patience,
+            min_improvement=script_args.early_stopping_min_improvement,
+            max_relevance_drop=script_args.max_relevance_drop,
+        )
+        trainer.add_callback(curve)
     trainer.train()
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     save_adapter(trainer, trainer.processing_class, output_dir)  # every rank: a gather under ZeRO-3
     if trainer.is_world_process_zero():
         plot_reward_curve(trainer, [f.__name__ for f in trainer.reward_funcs], output_dir / REWARD_CURVE_FILE)
-        summary = training_summary(script_args, training_args, model_args, trainer, record | data_record)
+        extra = {"widget": widget_examples(abusive_rows, plain_rows)}
+        if curve is not None:
+            extra["validation_curve"] = curve.record()
+            plot_validation_curve(extra["validation_curve"]["points"], output_dir / VALIDATION_CURVE_FILE)
+        summary = training_summary(script_args, training_args, model_args, trainer, record | data_record | extra)
         write_summary(output_dir, summary)
     return trainer
