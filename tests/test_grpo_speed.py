@@ -274,13 +274,14 @@ def test_micro_batches_grouped_by_prompt_give_the_steps_gradient(base_dir, tmp_p
     assert len(packed_passes) == 4  # reference and policy of each micro-batch
 
 
-def test_share_prompt_is_off_unless_the_recipe_says(tmp_path):
-    """The pipeline's recipe does not set it: its runs are trl's computation, unchanged."""
+def test_share_prompt_is_off_by_default_and_on_in_the_recipe(tmp_path):
+    """trl's own step unless a recipe asks; the pipeline's recipe asks (the step is the same, tested below)."""
     recipe = ["--config", str(REPO_ROOT / RECIPE), "--output_dir", str(tmp_path)]
     _, training_args, _ = parse_args(recipe)
-    assert isinstance(training_args, RewardGRPOConfig) and training_args.share_prompt is False
-    _, training_args, _ = parse_args([*recipe, "--share_prompt", "true"])
-    assert training_args.share_prompt is True
+    assert isinstance(training_args, RewardGRPOConfig) and training_args.share_prompt is True
+    _, training_args, _ = parse_args([*recipe, "--share_prompt", "false"])
+    assert training_args.share_prompt is False
+    assert RewardGRPOConfig.__dataclass_fields__["share_prompt"].default is False
 
 
 def record_packed_groups(trainer, passes: list) -> None:
