@@ -193,11 +193,14 @@ def raw_connection(endpoint: str) -> socket.socket:
 def test_header_count_and_size_are_capped(limited_hub):
     health = f"{limited_hub.endpoint}/api/dialoghub/health"
     assert httpx.get(health, headers={f"x-h{index}": "v" for index in range(30)}).status_code == 200
-    assert httpx.get(health, headers={f"x-h{index}": "v" for index in range(5000)}).status_code == 431
-    assert httpx.get(health, headers={"x-big": "v" * 20_000}).status_code in (400, 431)
-    # h11 refuses it and may close while the client is still sending: either way it is not served.
-    with contextlib.suppress(httpx.TransportError):
-        assert httpx.get(health, headers={"x-big": "v" * 1_000_000}).status_code in (400, 431)
+    # Over the count cap, under the byte cap (about 1.5 KB of 8): h11 takes the whole block, so the count alone
+    # refuses it, a 431 on a connection read to its end.
+    assert httpx.get(health, headers={f"x{index}": "v" for index in range(200)}).status_code == 431
+    # Over the byte cap: a 431 when the block arrives whole, h11's 400 when it arrives in pieces, and then h11 may
+    # close while the client is still sending, which can lose that answer to a reset: never the health answer.
+    for size in (20_000, 1_000_000):
+        with contextlib.suppress(httpx.TransportError):
+            assert httpx.get(health, headers={"x-big": "v" * size}).status_code in (400, 431)
     # The same oversized header block, trickled in pieces, is refused by h11 before it is complete: a 400, or a
     # connection closed under the client (which can lose the 400 to a reset), never the health answer.
     connection = raw_connection(limited_hub.endpoint)
