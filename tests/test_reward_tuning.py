@@ -9,6 +9,7 @@ from statistics import fmean
 
 import pytest
 import torch
+from peft import get_peft_model_state_dict
 from safetensors.torch import load_file
 
 from dialoghub.data.provocation import build_provocation_rows, load_abuse_list, publish
@@ -18,7 +19,14 @@ from dialoghub.models import prompts
 from dialoghub.reward import rewards
 from dialoghub.reward import training as reward_tuning
 from dialoghub.reward.card import push_reward_adapter
-from dialoghub.reward.validation import FLATTENED, RELEVANCE, ValidationPoint, stop_reason
+from dialoghub.reward.validation import (
+    FLATTENED,
+    RELEVANCE,
+    ValidationCurve,
+    ValidationPoint,
+    best_admissible,
+    stop_reason,
+)
 from dialoghub.sft.card import SUMMARY_FILE
 from tests.card_code import run_quick_start
 from tests.tiny_models import save_tiny_base, tiny_tweetsumm
@@ -166,6 +174,49 @@ def point(step, toxicity, rouge_l):
 def test_the_budget_stops_where_validation_toxicity_flattens_or_relevance_falls(curve, expected):
     points = [point(*values) for values in curve]
     assert stop_reason(points, patience=2, min_improvement=0.5, max_relevance_drop=1.0) == expected
+
+
+@pytest.mark.parametrize(
+    ("curve", "chosen"),
+    [
+        ([(0, 14.0, 40.0)], 0),
+        ([(0, 14.0, 40.0), (8, 10.0, 39.5), (16, 7.0, 38.9)], 8),  # step 16 is less toxic, but relevance fell
+        ([(0, 14.0, 40.0), (8, 10.0, 40.0), (16, 10.0, 40.0)], 8),  # the earliest of equals
+        ([(0, 14.0, 40.0), (8, 15.0, 40.0)], 0),
+    ],
+)
+def test_the_chosen_point_is_the_least_toxic_within_the_relevance_budget(curve, chosen):
+    points = [point(*values) for values in curve]
+    assert best_admissible(points, max_relevance_drop=1.0).step == chosen
+
+
+class ScriptedCurve(ValidationCurve):
+    """The validation curve with scripted scores (the real evaluation is tested below); it keeps the adapter's weights
+    at each point, to compare with what the run saves."""
+
+    def __init__(self, scores: dict[int, tuple[float, float]], **kwargs) -> None:
+        super().__init__(
+            tokenizer=None, base=None, provocation_rows=[{}], plain_rows=[{}], toxicity_scorer=None, **kwargs
+        )
+        self.scores, self.weights_at = scores, {}
+
+    def evaluate(self, model, step: int) -> ValidationPoint:
+        adapter = get_peft_model_state_dict(model, adapter_name=reward_tuning.SFT_ADAPTER)
+        self.weights_at[step] = {name: weight.detach().clone() for name, weight in adapter.items()}
+        return point(step, *self.scores[step])
+
+
+def test_a_run_stopped_by_falling_relevance_saves_its_best_admissible_step(tiny_hub, tmp_path):
+    argv = [*grpo_args_argv(tiny_hub, tmp_path), "--max_steps", "3", "--validation_every", "0"]
+    script_args, training_args, model_args = reward_tuning.parse_args(argv)
+    training_args.learning_rate = 0.05  # every step moves the weights well past float noise
+    curve = ScriptedCurve({0: (14.0, 40.0), 1: (10.0, 40.0), 2: (7.0, 38.0)}, every=1, max_relevance_drop=1.0)
+    trainer = reward_tuning.train(script_args, training_args, model_args, callbacks=[curve])
+    assert trainer.state.global_step == 2 and curve.stopped == RELEVANCE and curve.chosen_step == 1
+    saved = load_file(tmp_path / "adapter_model.safetensors")
+    assert saved.keys() == curve.weights_at[1].keys()
+    assert all(torch.equal(saved[name], curve.weights_at[1][name]) for name in saved)
+    assert not all(torch.equal(saved[name], curve.weights_at[2][name]) for name in saved)
 
 
 def test_the_validation_curve_ends_the_run_before_its_last_step(tiny_hub, tmp_path):

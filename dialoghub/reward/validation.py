@@ -12,7 +12,10 @@ being trained (its SFT adapter, not trl's frozen reference copy).
 
 The run stops ("flattened") once `patience` evaluations in a row have lowered toxicity by less than
 `min_improvement` points below the best before them, or ("relevance") once ROUGE-L has fallen more than
-`max_relevance_drop` points below its value before training; otherwise at the recipe's last step.
+`max_relevance_drop` points below its value before training; otherwise at the recipe's last step. Either way the
+policy it leaves is its best admissible point's: the lowest validation toxicity among the points whose ROUGE-L is
+within `max_relevance_drop` of the start (as `load_best_model_at_end` does for one metric), so a run that stops
+because relevance fell does not publish the step that fell.
 """
 
 from __future__ import annotations
@@ -71,9 +74,17 @@ def stop_reason(
     return None
 
 
+def best_admissible(points: Sequence[ValidationPoint], max_relevance_drop: float) -> ValidationPoint:
+    """The point of lowest toxicity whose ROUGE-L is within `max_relevance_drop` of the first point's (the first
+    point itself, before training, always is); the earliest of equals."""
+    admissible = [point for point in points if point.rouge_l >= points[0].rouge_l - max_relevance_drop]
+    return min(admissible, key=lambda point: point.toxicity)
+
+
 class ValidationCurve(TrainerCallback):
     """Scores the policy on held-out prompts as it trains (`points`), and stops the run where the curve flattens
-    (`stopped`: why the run ended, one of `FLATTENED`, `RELEVANCE`, `BUDGET`)."""
+    (`stopped`: why the run ended, one of `FLATTENED`, `RELEVANCE`, `BUDGET`). At the end it puts back the trainable
+    weights of its best admissible point (`chosen_step`), so the adapter saved after `train()` is that point's."""
 
     def __init__(
         self,
@@ -99,6 +110,8 @@ class ValidationCurve(TrainerCallback):
         self.min_improvement, self.max_relevance_drop = min_improvement, max_relevance_drop
         self.points: list[ValidationPoint] = []
         self.stopped: str | None = None
+        self.chosen_step: int | None = None
+        self._chosen_weights: dict[str, torch.Tensor] = {}
 
     def evaluate(self, model, step: int) -> ValidationPoint:
         started = time.perf_counter()
@@ -131,6 +144,11 @@ class ValidationCurve(TrainerCallback):
     def _record(self, model, state, control) -> None:
         point = self.evaluate(model, state.global_step)
         self.points.append(point)
+        if best_admissible(self.points, self.max_relevance_drop) is point:
+            self.chosen_step = point.step
+            self._chosen_weights = {
+                name: weight.detach().clone() for name, weight in model.named_parameters() if weight.requires_grad
+            }
         reason = stop_reason(self.points, self.patience, self.min_improvement, self.max_relevance_drop)
         if reason is not None:
             self.stopped = reason
@@ -149,6 +167,12 @@ class ValidationCurve(TrainerCallback):
             self._record(model, state, control)
         if self.stopped is None:
             self.stopped = BUDGET
+        if self.chosen_step != state.global_step:
+            logger.info("the validation curve chose step %d: its trainable weights are put back", self.chosen_step)
+            with torch.no_grad():
+                for name, weight in model.named_parameters():
+                    if name in self._chosen_weights:
+                        weight.copy_(self._chosen_weights[name])
 
     def record(self) -> dict[str, Any]:
         """The curve and why the run ended, for the training summary and the card."""
@@ -160,5 +184,6 @@ class ValidationCurve(TrainerCallback):
             "min_improvement": self.min_improvement,
             "max_relevance_drop": self.max_relevance_drop,
             "stopped": self.stopped,
+            "chosen_step": self.chosen_step,
             "points": [point.to_dict() for point in self.points],
         }
