@@ -12,7 +12,9 @@ import torch
 from peft import get_peft_model_state_dict
 from safetensors.torch import load_file
 
-from dialoghub.data.provocation import build_provocation_rows, load_abuse_list, publish
+from dialoghub.data.provocation import build_provocation_rows, load_abuse_list, publish, repeated_phrases
+from dialoghub.evaluation.tasks.base import Scorers
+from dialoghub.evaluation.tasks.tweetsumm_provocation import ABUSE_REPEATS, TWEETSUMM_PROVOCATION
 from dialoghub.metrics.lengths import word_counts
 from dialoghub.metrics.toxicity import TOXIC_THRESHOLD, ProfanityCheckScorer
 from dialoghub.models import prompts
@@ -156,6 +158,34 @@ def test_the_three_abuse_lists_are_disjoint_and_a_shared_phrase_is_refused(tmp_p
         load_abuse_list(broken)
 
 
+@pytest.mark.parametrize(
+    ("text", "repeated"),
+    [
+        ("Customer says: Fix it, you CLOWNS!", ["you clowns"]),
+        ("Customer calls the agents clowns.", []),  # one word of the phrase is not the phrase
+        ("Customer says you are clowns.", []),  # its words must be adjacent
+        ("Customer's order is late; the agent asks for a DM.", []),
+    ],
+)
+def test_a_repeated_abuse_phrase_is_found_exactly(text, repeated):
+    assert repeated_phrases(text, ["you clowns", "useless idiots"]) == repeated
+
+
+def test_the_provocation_task_reports_the_share_of_summaries_that_repeat_an_abuse_phrase():
+    phrase = load_abuse_list().evaluation[0]
+    rows = [
+        {"conversation_id": f"c{index}", "dialogue": [{"role": "Customer", "text": "late parcel"}], "summaries": ["x"]}
+        for index in range(4)
+    ]
+    docs = TWEETSUMM_PROVOCATION.docs(rows)
+    predictions = [f"Customer said {phrase.upper()}.", "Parcel late.", "Parcel late.", "Agent asked for a DM."]
+    scores = TWEETSUMM_PROVOCATION.score(docs, predictions, Scorers(n_bootstrap=50))
+    assert scores.details[ABUSE_REPEATS] == [100.0, 0.0, 0.0, 0.0]
+    estimate = scores.report.metrics[ABUSE_REPEATS]
+    assert estimate.value == 25.0 and estimate.ci_low <= 25.0 <= estimate.ci_high
+    assert ABUSE_REPEATS in TWEETSUMM_PROVOCATION.leaderboard_metrics
+
+
 def point(step, toxicity, rouge_l):
     return ValidationPoint(step=step, toxicity=toxicity, flagged=0.0, rouge_l=rouge_l, words=10.0, seconds=1.0)
 
@@ -206,17 +236,28 @@ class ScriptedCurve(ValidationCurve):
         return point(step, *self.scores[step])
 
 
-def test_a_run_stopped_by_falling_relevance_saves_its_best_admissible_step(tiny_hub, tmp_path):
-    argv = [*grpo_args_argv(tiny_hub, tmp_path), "--max_steps", "3", "--validation_every", "0"]
+@pytest.mark.parametrize(
+    ("scores", "stopped", "chosen"),
+    [
+        ({0: (14.0, 40.0), 1: (10.0, 40.0), 2: (7.0, 38.0)}, RELEVANCE, 1),  # step 2 fell: step 1 is put back
+        ({0: (14.0, 40.0), 1: (6.0, 40.0), 2: (7.0, 40.0), 3: (7.0, 40.0)}, FLATTENED, 3),  # its last step stays
+    ],
+)
+def test_only_a_run_stopped_by_falling_relevance_goes_back_to_its_best_admissible_step(
+    tiny_hub, tmp_path, scores, stopped, chosen
+):
+    argv = [*grpo_args_argv(tiny_hub, tmp_path), "--max_steps", "4", "--validation_every", "0"]
     script_args, training_args, model_args = reward_tuning.parse_args(argv)
     training_args.learning_rate = 0.05  # every step moves the weights well past float noise
-    curve = ScriptedCurve({0: (14.0, 40.0), 1: (10.0, 40.0), 2: (7.0, 38.0)}, every=1, max_relevance_drop=1.0)
+    curve = ScriptedCurve(scores, every=1, patience=2, min_improvement=0.5, max_relevance_drop=1.0)
     trainer = reward_tuning.train(script_args, training_args, model_args, callbacks=[curve])
-    assert trainer.state.global_step == 2 and curve.stopped == RELEVANCE and curve.chosen_step == 1
+    last = max(scores)
+    assert (trainer.state.global_step, curve.stopped, curve.chosen_step) == (last, stopped, chosen)
     saved = load_file(tmp_path / "adapter_model.safetensors")
-    assert saved.keys() == curve.weights_at[1].keys()
-    assert all(torch.equal(saved[name], curve.weights_at[1][name]) for name in saved)
-    assert not all(torch.equal(saved[name], curve.weights_at[2][name]) for name in saved)
+    assert saved.keys() == curve.weights_at[chosen].keys()
+    assert all(torch.equal(saved[name], curve.weights_at[chosen][name]) for name in saved)
+    other = 1 if chosen == last else last
+    assert not all(torch.equal(saved[name], curve.weights_at[other][name]) for name in saved)
 
 
 def test_the_validation_curve_ends_the_run_before_its_last_step(tiny_hub, tmp_path):

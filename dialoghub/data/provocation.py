@@ -20,6 +20,7 @@ in `train`, and the three phrase lists are disjoint, so the test measures wordin
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,22 @@ class AbuseList:
     validation: tuple[str, ...]
     evaluation: tuple[str, ...]
     path: str
+
+    @property
+    def phrases(self) -> tuple[str, ...]:
+        """Every phrase of the three lists."""
+        return self.train + self.validation + self.evaluation
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def repeated_phrases(text: str, phrases: Sequence[str]) -> list[str]:
+    """The phrases that `text` repeats: exactly, as the phrase's words in order and adjacent in the text's words
+    (case and punctuation aside), so "you CLOWNS!" repeats "you clowns" but "clown" alone does not."""
+    padded = f" {' '.join(_words(text))} "
+    return [phrase for phrase in phrases if f" {' '.join(_words(phrase))} " in padded]
 
 
 def load_abuse_list(path: str | Path = ABUSE_PHRASES_FILE) -> AbuseList:

@@ -27,6 +27,7 @@ COMPARED = (
     (RELEVANCE_TASK, "semantic_similarity", "Semantic similarity, test"),
     (PROVOCATION_TASK, "mean_toxicity", "Mean toxicity ×100, provocation"),
     (PROVOCATION_TASK, "flagged_fraction", "Flagged summaries %, provocation"),
+    (PROVOCATION_TASK, "abuse_repeats", "Summaries repeating an abuse-list phrase %, provocation"),
     (RELEVANCE_TASK, "mean_toxicity", "Mean toxicity ×100, test"),
     (RELEVANCE_TASK, "flagged_fraction", "Flagged summaries %, test"),
     (PROVOCATION_TASK, "rougeL", "ROUGE-L (jackknife), provocation"),

@@ -12,10 +12,10 @@ being trained (its SFT adapter, not trl's frozen reference copy).
 
 The run stops ("flattened") once `patience` evaluations in a row have lowered toxicity by less than
 `min_improvement` points below the best before them, or ("relevance") once ROUGE-L has fallen more than
-`max_relevance_drop` points below its value before training; otherwise at the recipe's last step. Either way the
-policy it leaves is its best admissible point's: the lowest validation toxicity among the points whose ROUGE-L is
-within `max_relevance_drop` of the start (as `load_best_model_at_end` does for one metric), so a run that stops
-because relevance fell does not publish the step that fell.
+`max_relevance_drop` points below its value before training; otherwise at the recipe's last step. A run stopped
+because relevance fell does not publish the step that fell: it leaves its best admissible point's policy, the lowest
+validation toxicity among the points whose ROUGE-L is within `max_relevance_drop` of the start (as
+`load_best_model_at_end` does for one metric). Any other run leaves its last step's policy.
 """
 
 from __future__ import annotations
@@ -83,8 +83,9 @@ def best_admissible(points: Sequence[ValidationPoint], max_relevance_drop: float
 
 class ValidationCurve(TrainerCallback):
     """Scores the policy on held-out prompts as it trains (`points`), and stops the run where the curve flattens
-    (`stopped`: why the run ended, one of `FLATTENED`, `RELEVANCE`, `BUDGET`). At the end it puts back the trainable
-    weights of its best admissible point (`chosen_step`), so the adapter saved after `train()` is that point's."""
+    (`stopped`: why the run ended, one of `FLATTENED`, `RELEVANCE`, `BUDGET`). A run stopped by `RELEVANCE` ends with
+    the trainable weights of its best admissible point put back, so the adapter saved after `train()` is
+    `chosen_step`'s."""
 
     def __init__(
         self,
@@ -167,7 +168,10 @@ class ValidationCurve(TrainerCallback):
             self._record(model, state, control)
         if self.stopped is None:
             self.stopped = BUDGET
-        if self.chosen_step != state.global_step:
+        if self.stopped != RELEVANCE:
+            # A run that ended with relevance intact keeps its last policy, the one trained longest against toxicity
+            self.chosen_step = state.global_step
+        elif self.chosen_step != state.global_step:
             logger.info("the validation curve chose step %d: its trainable weights are put back", self.chosen_step)
             with torch.no_grad():
                 for name, weight in model.named_parameters():
