@@ -3,6 +3,9 @@ advantages fixed here, no sampling), the shared-prompt path gives trl's per-toke
 reference (the frozen copy of the SFT adapter), trl's loss and KL, and the same LoRA gradients. Its speed is measured
 in benchmarks/grpo_bench.py, not here."""
 
+import copy
+from functools import partial
+
 import pytest
 import torch
 from datasets import Dataset
@@ -15,6 +18,8 @@ from dialoghub.core.paths import REPO_ROOT
 from dialoghub.reward.trainer import (
     RewardGRPOConfig,
     SharedPromptGRPOTrainer,
+    attention_implementation,
+    generate_with_shared_prompts,
     group_micro_batches,
     prompt_groups,
     shared_prompt_batch,
@@ -296,6 +301,51 @@ def record_packed_groups(trainer, passes: list) -> None:
     trainer.shared_prompt_logps = recorded
 
 
+def test_generation_computes_each_prompt_once_on_the_models_own_logits(base_dir, tmp_path):
+    """Left-padded prompts repeated as trl repeats them: the distinct prompts go through the model once, all but
+    their last token, then every step is one token per row, and each sampled token is drawn from the logits that the
+    model, run without a cache on the whole row, gives its position (equal up to float rounding: the last prompt token
+    is computed in a step of its own, as in any cached decoding, so a near-tie may sample differently)."""
+    trainer = make_trainer(base_dir, tmp_path, share_prompt=True)
+    model, tokenizer = trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class
+    encoded = tokenizer(PROMPTS, padding=True, return_tensors="pt")
+    input_ids = encoded["input_ids"].repeat_interleave(NUM_GENERATIONS, dim=0)
+    attention_mask = encoded["attention_mask"].repeat_interleave(NUM_GENERATIONS, dim=0)
+    assert not attention_mask.all(), "the prompts must need left padding"
+    config = copy.deepcopy(trainer.generation_config)
+    config.min_new_tokens = config.max_new_tokens  # every row runs to the end: no padding after an end of sequence
+    shapes = []
+    hook = model.get_base_model().register_forward_pre_hook(
+        lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
+    torch.manual_seed(3)
+    try:
+        with attention_implementation(model.get_base_model(), "sdpa"):
+            generated = generate_with_shared_prompts(
+                model, model.generate, input_ids=input_ids, attention_mask=attention_mask,
+                generation_config=config, output_logits=True, return_dict_in_generate=True,
+            )  # fmt: skip
+    finally:
+        hook.remove()
+    new_tokens = generated.sequences.size(1) - input_ids.size(1)
+    assert new_tokens == COMPLETION_WIDTH
+    assert shapes == [(len(PROMPTS), input_ids.size(1) - 1)] + [(len(input_ids), 1)] * new_tokens
+    mask = torch.cat([attention_mask, torch.ones(len(input_ids), new_tokens, dtype=attention_mask.dtype)], dim=1)
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    with torch.no_grad(), attention_implementation(model.get_base_model(), "sdpa"):
+        whole_rows = model(input_ids=generated.sequences, attention_mask=mask, position_ids=positions).logits
+    # Within the rounding of cached decoding itself (plain `generate` differs from the whole rows by about 3e-5 here)
+    torch.testing.assert_close(
+        torch.stack(generated.logits, dim=1), whole_rows[:, -new_tokens - 1 : -1], atol=1e-4, rtol=1e-4
+    )
+
+
+def record_prompt_pass(rows: list[int], module, args, kwargs) -> None:
+    cache = kwargs.get("past_key_values")
+    if cache is not None and cache.get_seq_length() == 0:
+        rows.append(kwargs["input_ids"].size(0))
+
+
 def test_a_training_step_with_share_prompt_is_trls_step(base_dir, tmp_path):
     """Through trl's own loop (sampling, rewards, the reference pass, the shuffle, two micro-batches): the same
     completions, and, with plain SGD, the same update of the adapter."""
@@ -324,6 +374,10 @@ def test_a_training_step_with_share_prompt_is_trls_step(base_dir, tmp_path):
                 return _generate(*args, **kwargs)
 
             trainer._generate_single_turn = generate_recording_attention
+            prompt_passes = []  # rows of each forward that starts a cache: the generation's prompt pass
+            trainer.model.get_base_model().register_forward_pre_hook(
+                partial(record_prompt_pass, prompt_passes), with_kwargs=True
+            )
         trainer.train()
         after = lora_parameters(trainer)
         updates[share_prompt] = {name: after[name].detach() - value for name, value in before.items()}
@@ -334,4 +388,5 @@ def test_a_training_step_with_share_prompt_is_trls_step(base_dir, tmp_path):
     assert_same_gradients(updates[True], updates[False])
     # Generation with the model's own attention; the packed passes with the per-segment one
     assert generation_attention == ["sdpa"]
+    assert prompt_passes == [len(PROMPTS)]
     assert trainer.model.get_base_model().config._attn_implementation == VARLEN_SDPA

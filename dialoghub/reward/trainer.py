@@ -13,16 +13,21 @@ With `share_prompt` on, and when the step's gradient cannot depend on how a gene
 micro-batches (`regroups_micro_batches`), the micro-batches hold whole prompt groups instead of trl's random cut, so
 that a prompt is shared by all its completions in the policy pass too. tests/test_grpo_speed.py checks log-probs,
 loss, KL and gradients against trl's plain computation on the same batch.
+
+Generation computes each prompt once too (`generate_with_shared_prompts`): the distinct prompts of a generation batch
+fill one cache, copied to their `num_generations` rows, and transformers' `generate` samples from there with trl's
+settings, so each token is drawn from the logits the whole row gives it, up to float rounding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers import DynamicCache
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import split_tensor_dict
 
@@ -118,6 +123,62 @@ def unpack(per_position: torch.Tensor, scored: torch.Tensor, completion_mask: to
     return per_position.new_zeros(mask.shape).masked_scatter(mask.to(per_position.device), values)
 
 
+def has_active_dropout(model: torch.nn.Module) -> bool:
+    return model.training and any(isinstance(module, torch.nn.Dropout) and module.p > 0 for module in model.modules())
+
+
+def generate_with_shared_prompts(
+    model, generate: Callable[..., torch.Tensor], input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs
+) -> torch.Tensor:
+    """`generate(input_ids=..., attention_mask=..., **kwargs)` of left-padded rows in which prompts repeat (GRPO's
+    `num_generations` copies), with each distinct prompt run through `model` once: its cache of all but the last
+    token is copied to each of its rows, and `generate` goes on from there with the same sampling calls. Only the
+    last prompt token is computed apart, as in any cached decoding, so the logits equal the whole row's up to float
+    rounding, and a near-tie may sample differently (tests/test_grpo_speed.py)."""
+    rows = torch.stack([input_ids, attention_mask.to(input_ids.dtype)], dim=-1).flatten(1)
+    distinct, copies = torch.unique(rows, dim=0, return_inverse=True)
+    # A prompt of one token leaves nothing to compute ahead (and an all-padding row to attend over)
+    if len(distinct) == len(rows) or input_ids.size(1) < 2 or not attention_mask[:, -2].all():
+        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    distinct_ids, distinct_mask = (part.contiguous() for part in distinct.view(len(distinct), -1, 2).unbind(-1))
+    distinct_mask = distinct_mask.to(attention_mask.dtype)
+    cache = DynamicCache(config=model.config)
+    with torch.no_grad():
+        model(
+            input_ids=distinct_ids[:, :-1],
+            attention_mask=distinct_mask[:, :-1],
+            position_ids=left_padded_positions(distinct_mask)[:, :-1],
+            past_key_values=cache,
+            use_cache=True,
+        )
+    cache.batch_select_indices(copies)
+    # Given explicitly: `generate` infers them only for a forward whose signature names them, and a restricted LM
+    # head's wrapper (`restrict_lm_head_to_labels`) does not; the cache above holds these positions
+    positions = left_padded_positions(attention_mask)
+    return generate(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, past_key_values=cache, **kwargs
+    )
+
+
+def left_padded_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """The positions `generate` gives left-padded rows (`GenerationMixin._prepare_position_ids_for_generation`)."""
+    return (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+
+
+@contextmanager
+def prompts_computed_once(model) -> Iterator[None]:
+    """Inside the block, `model.generate` computes each distinct prompt of its batch once
+    (`generate_with_shared_prompts`); trl's sampling code calls it unchanged."""
+    generate = model.generate
+    model.generate = lambda input_ids, attention_mask, **kwargs: generate_with_shared_prompts(
+        model, generate, input_ids, attention_mask, **kwargs
+    )
+    try:
+        yield
+    finally:
+        del model.generate  # the instance attribute set above; the class's method shows through again
+
+
 @contextmanager
 def attention_implementation(model, implementation: str) -> Iterator[None]:
     """`model` (a PreTrainedModel) computes attention with `implementation` inside the block."""
@@ -178,6 +239,29 @@ class SharedPromptGRPOTrainer(GRPOTrainer):
             return super()._generate(prompts)
         with attention_implementation(self._pretrained(self.model), self.generation_attention):
             return super()._generate(prompts)
+
+    def shares_generation_prompts(self, images, multimodal_fields) -> bool:
+        """Whether transformers' `generate` may compute each prompt once for its completions: text-only prompts,
+        a dynamic cache, and no dropout that would draw one mask per copy of a prompt."""
+        unwrapped = self.accelerator.unwrap_model(self.model_wrapped)
+        return (
+            self.share_prompt
+            and not self.use_vllm
+            and not self.use_transformers_continuous_batching
+            and images is None
+            and not multimodal_fields
+            and self.generation_config.cache_implementation is None
+            and not has_active_dropout(unwrapped)
+            and "generate" not in vars(unwrapped)
+        )
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        arguments = (prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+        if not self.shares_generation_prompts(images, multimodal_fields):
+            return super()._generate_single_turn(*arguments)
+        # trl generates through `accelerator.unwrap_model(model_wrapped)` (`unwrap_model_for_generation`)
+        with prompts_computed_once(self.accelerator.unwrap_model(self.model_wrapped)):
+            return super()._generate_single_turn(*arguments)
 
     def _prepare_inputs(self, generation_batch):
         if not (self.model.training and self.regroups_micro_batches):
