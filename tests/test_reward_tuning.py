@@ -22,6 +22,7 @@ from dialoghub.reward import rewards
 from dialoghub.reward import training as reward_tuning
 from dialoghub.reward.card import push_reward_adapter
 from dialoghub.reward.validation import (
+    BUDGET,
     FLATTENED,
     RELEVANCE,
     ValidationCurve,
@@ -197,7 +198,9 @@ def point(step, toxicity, rouge_l):
         ([(0, 14.0, 40.0), (8, 12.0, 40.0), (16, 10.0, 40.0)], None),  # still falling
         ([(0, 14.0, 40.0), (8, 10.0, 40.0), (16, 9.8, 40.0), (24, 10.1, 40.0)], FLATTENED),  # two evals < 0.5 gain
         ([(0, 14.0, 40.0), (8, 10.0, 40.0), (16, 9.8, 40.0), (24, 9.0, 40.0)], None),  # the last one gained 1.0
-        ([(0, 14.0, 40.0), (8, 10.0, 38.9)], RELEVANCE),  # ROUGE-L more than 1 point below its start
+        ([(0, 14.0, 40.0), (8, 10.0, 38.9), (16, 9.0, 38.5)], RELEVANCE),  # ROUGE-L > 1 point down, twice in a row
+        ([(0, 14.0, 40.0), (8, 10.0, 38.9)], None),  # once: within the noise of a validation set
+        ([(0, 14.0, 40.0), (8, 10.0, 38.9), (16, 9.0, 39.5)], None),  # and back
         ([(0, 14.0, 40.0), (8, 10.0, 39.1)], None),
     ],
 )
@@ -239,14 +242,18 @@ class ScriptedCurve(ValidationCurve):
 @pytest.mark.parametrize(
     ("scores", "stopped", "chosen"),
     [
-        ({0: (14.0, 40.0), 1: (10.0, 40.0), 2: (7.0, 38.0)}, RELEVANCE, 1),  # step 2 fell: step 1 is put back
+        # steps 2 and 3 fell: step 1 is put back
+        ({0: (14.0, 40.0), 1: (10.0, 40.0), 2: (7.0, 38.0), 3: (6.0, 38.0)}, RELEVANCE, 1),
         ({0: (14.0, 40.0), 1: (6.0, 40.0), 2: (7.0, 40.0), 3: (7.0, 40.0)}, FLATTENED, 3),  # its last step stays
+        # the budget's last step fell (once, so the run did not stop for it): step 3 is put back
+        ({0: (14.0, 40.0), 1: (12.0, 40.0), 2: (10.0, 40.0), 3: (8.0, 40.0), 4: (6.0, 38.0)}, BUDGET, 3),
     ],
 )
-def test_only_a_run_stopped_by_falling_relevance_goes_back_to_its_best_admissible_step(
+def test_a_run_whose_last_point_fell_goes_back_to_its_best_admissible_step(
     tiny_hub, tmp_path, scores, stopped, chosen
 ):
-    argv = [*grpo_args_argv(tiny_hub, tmp_path), "--max_steps", "4", "--validation_every", "0"]
+    budget = max(scores) if stopped == BUDGET else max(scores) + 1  # a stopped run ends before its budget
+    argv = [*grpo_args_argv(tiny_hub, tmp_path), "--max_steps", str(budget), "--validation_every", "0"]
     script_args, training_args, model_args = reward_tuning.parse_args(argv)
     training_args.learning_rate = 0.05  # every step moves the weights well past float noise
     curve = ScriptedCurve(scores, every=1, patience=2, min_improvement=0.5, max_relevance_drop=1.0)

@@ -11,11 +11,12 @@ honest. Summaries are greedy with the leaderboard's length and loop stop, throug
 being trained (its SFT adapter, not trl's frozen reference copy).
 
 The run stops ("flattened") once `patience` evaluations in a row have lowered toxicity by less than
-`min_improvement` points below the best before them, or ("relevance") once ROUGE-L has fallen more than
-`max_relevance_drop` points below its value before training; otherwise at the recipe's last step. A run stopped
-because relevance fell does not publish the step that fell: it leaves its best admissible point's policy, the lowest
-validation toxicity among the points whose ROUGE-L is within `max_relevance_drop` of the start (as
-`load_best_model_at_end` does for one metric). Any other run leaves its last step's policy.
+`min_improvement` points below the best before them, or ("relevance") once `patience` evaluations in a row have
+ROUGE-L more than `max_relevance_drop` points below its value before training (one such point is within the noise of
+48 dialogs: a paired difference of about one standard error); otherwise at the recipe's last step. A run does not
+publish a last point whose relevance fell: it leaves its best admissible point's policy, the lowest validation
+toxicity among the points whose ROUGE-L is within `max_relevance_drop` of the start (as `load_best_model_at_end`
+does for one metric). Any other run leaves its last step's policy.
 """
 
 from __future__ import annotations
@@ -65,7 +66,10 @@ def stop_reason(
     """Why the curve says stop after its last point (`FLATTENED`, `RELEVANCE`), or None to go on."""
     if len(points) < 2:
         return None
-    if points[-1].rouge_l < points[0].rouge_l - max_relevance_drop:
+    in_a_row = max(patience, 1)
+    if len(points) > in_a_row and all(
+        not admissible(point, points, max_relevance_drop) for point in points[-in_a_row:]
+    ):
         return RELEVANCE
     if patience > 0 and len(points) > patience:
         best_before = min(point.toxicity for point in points[:-patience])
@@ -74,17 +78,23 @@ def stop_reason(
     return None
 
 
+def admissible(point: ValidationPoint, points: Sequence[ValidationPoint], max_relevance_drop: float) -> bool:
+    """Whether `point`'s ROUGE-L is within `max_relevance_drop` of the first point's (before training)."""
+    return point.rouge_l >= points[0].rouge_l - max_relevance_drop
+
+
 def best_admissible(points: Sequence[ValidationPoint], max_relevance_drop: float) -> ValidationPoint:
-    """The point of lowest toxicity whose ROUGE-L is within `max_relevance_drop` of the first point's (the first
-    point itself, before training, always is); the earliest of equals."""
-    admissible = [point for point in points if point.rouge_l >= points[0].rouge_l - max_relevance_drop]
-    return min(admissible, key=lambda point: point.toxicity)
+    """The admissible point of lowest toxicity (the first point itself, before training, always is admissible); the
+    earliest of equals."""
+    return min(
+        (point for point in points if admissible(point, points, max_relevance_drop)), key=lambda point: point.toxicity
+    )
 
 
 class ValidationCurve(TrainerCallback):
     """Scores the policy on held-out prompts as it trains (`points`), and stops the run where the curve flattens
-    (`stopped`: why the run ended, one of `FLATTENED`, `RELEVANCE`, `BUDGET`). A run stopped by `RELEVANCE` ends with
-    the trainable weights of its best admissible point put back, so the adapter saved after `train()` is
+    (`stopped`: why the run ended, one of `FLATTENED`, `RELEVANCE`, `BUDGET`). A run whose last point's relevance fell
+    ends with the trainable weights of its best admissible point put back, so the adapter saved after `train()` is
     `chosen_step`'s."""
 
     def __init__(
@@ -168,7 +178,7 @@ class ValidationCurve(TrainerCallback):
             self._record(model, state, control)
         if self.stopped is None:
             self.stopped = BUDGET
-        if self.stopped != RELEVANCE:
+        if admissible(self.points[-1], self.points, self.max_relevance_drop):
             # A run that ended with relevance intact keeps its last policy, the one trained longest against toxicity
             self.chosen_step = state.global_step
         elif self.chosen_step != state.global_step:
